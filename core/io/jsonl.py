@@ -1,0 +1,107 @@
+"""JSONL record streams: one JSON object per line, UTF-8.
+
+Reading is line by line (memory does not grow with the file). A line that is not a JSON object
+does not stop the stream: it comes out as an error record whose `id` is `<source>:<line>` and whose
+`raw` field keeps the line's text, so nothing is lost and the exit code reports it.
+A file whose first non-blank byte is `[` is read as one JSON array of records (CMI-Bench writes
+its result files that way); such a file is loaded whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+import numpy as np
+import orjson
+
+from mllm.core.io.errors import Record, make_error
+from mllm.core.io.tensors import decode_tensor, encode_tensor, is_encoded_tensor, TensorCodecError
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return encode_tensor(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot write a value of type {type(value).__name__} into a record")
+
+
+def dumps(record: Record) -> bytes:
+    """One record as a JSON line (with its newline); numpy arrays go through the tensor codec."""
+    return orjson.dumps(record, default=_json_default, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def decode_fields(record: Record) -> Record:
+    """Turn top-level tensor fields from their JSON form into numpy arrays (in place)."""
+    for name, value in record.items():
+        if is_encoded_tensor(value):
+            try:
+                record[name] = decode_tensor(value)
+            except TensorCodecError as exc:
+                raise TensorCodecError(f"field {name!r}: {exc}") from exc
+    return record
+
+
+def _read_error(where: str, error_type: str, message: str, raw: str) -> Record:
+    return {"id": where, "raw": raw, "error": make_error("read", message, error_type)}
+
+
+def check_record(value: Any, where: str, *, require_id: bool) -> Record:
+    """Validate one parsed JSON value as a record; returns an error record if it is not one."""
+    if not isinstance(value, dict):
+        return _read_error(
+            where, "NotARecord", f"{where}: expected a JSON object, got {type(value).__name__}", orjson.dumps(value).decode()
+        )
+    if require_id:
+        if "id" not in value:
+            out = dict(value)
+            out["id"] = where
+            out["error"] = make_error("read", f"{where}: record has no 'id' field", "MissingId")
+            return out
+        if not isinstance(value["id"], str):
+            out = dict(value)
+            out["error"] = make_error(
+                "read", f"{where}: field 'id' must be a string, got {type(value['id']).__name__} {value['id']!r}", "BadId"
+            )
+            out["id"] = str(value["id"])
+            return out
+    try:
+        return decode_fields(value)
+    except TensorCodecError as exc:
+        out = dict(value)
+        out["error"] = make_error("read", f"record {value.get('id', where)!r}: {exc}", "BadTensor")
+        return out
+
+
+def read_jsonl(stream: IO[bytes], name: str, *, require_id: bool = True) -> Iterator[Record]:
+    """Records of a JSONL (or JSON array) byte stream; `name` is used in messages."""
+    first = stream.peek(64) if hasattr(stream, "peek") else b""
+    if first.lstrip()[:1] == b"[":
+        yield from _read_json_array(stream.read(), name, require_id=require_id)
+        return
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+            yield _read_error(where, "JSONDecodeError", f"{where}: not valid JSON ({exc})", text)
+            continue
+        yield check_record(value, where, require_id=require_id)
+
+
+def _read_json_array(data: bytes, name: str, *, require_id: bool) -> Iterator[Record]:
+    try:
+        items = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        # A whole-file array that does not parse cannot be split into records safely.
+        raise ValueError(f"{name}: starts with '[' but is not a valid JSON array ({exc})") from exc
+    if not isinstance(items, list):
+        raise ValueError(f"{name}: expected a JSON array of records")
+    for index, value in enumerate(items):
+        yield check_record(value, f"{name}[{index}]", require_id=require_id)
