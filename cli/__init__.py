@@ -1,0 +1,1 @@
+"""mllm.cli: the Typer app. One module per subcommand; options are wired to mllm.core."""

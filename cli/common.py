@@ -1,0 +1,69 @@
+"""What every subcommand shares: the stderr console, the stream options, exit codes.
+
+Exit codes: 0 = every record done; 1 = some records failed (error records were written);
+2 = the command could not run (bad options, unreadable input).
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from mllm.core.io.errors import StreamSummary
+from mllm.core.io.records import RecordStreamError
+
+# Everything meant for people goes to stderr; stdout carries data only.
+console = Console(stderr=True)
+
+EXIT_OK = 0
+EXIT_RECORDS_FAILED = 1
+EXIT_CANNOT_RUN = 2
+
+INPUT_HELP = "Input records: a JSONL or Parquet file (detected from the bytes), or '-' for stdin."
+OUTPUT_HELP = "Write records here instead of stdout; the format follows the extension (.parquet, .jsonl)."
+FORMAT_HELP = "Output format: jsonl or parquet (default: from the -o extension, else jsonl)."
+ALLOW_ERRORS_HELP = "Exit 0 even when some records failed (they are still written as error records)."
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error on stderr; `raise fail(...)` exits with code 2."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(EXIT_CANNOT_RUN)
+
+
+@contextmanager
+def stream_errors() -> Iterator[None]:
+    """Turn a stream-level failure (unreadable input) into a clear message and exit code 2."""
+    try:
+        yield
+    except RecordStreamError as exc:
+        raise fail(str(exc)) from None
+
+
+def progress() -> Progress:
+    """A Rich progress display on stderr (silent when stderr is not a terminal)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def finish(summary: StreamSummary, allow_errors: bool) -> None:
+    """Print the summary on stderr and exit with the code the counts call for."""
+    style = "red" if summary.failed else "green"
+    console.print(f"[{style}]{summary.describe()}[/]", highlight=False)
+    for line in summary.first_errors:
+        console.print(f"  {line}", highlight=False, markup=False)
+    if summary.failed and not allow_errors:
+        raise typer.Exit(EXIT_RECORDS_FAILED)
+    raise typer.Exit(EXIT_OK)
