@@ -1,0 +1,160 @@
+"""`mllm eval-mir`: score a music LLM's answers against MIR references."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Optional
+
+import orjson
+import typer
+from rich.table import Table
+
+from mllm.cli.common import (
+    ALLOW_ERRORS_HELP,
+    FORMAT_HELP,
+    INPUT_HELP,
+    console,
+    fail,
+    finish,
+    progress,
+    stream_errors,
+)
+from mllm.core.evaluation.cmi_bench import CmiBenchError
+from mllm.core.evaluation.mir import EvalOptions
+from mllm.core.evaluation.mir_files import evaluate, open_input
+from mllm.core.evaluation.tasks import KINDS
+from mllm.core.io.errors import StreamSummary
+from mllm.core.io.records import RecordWriter
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise fail(f"{option} takes NAME=VALUE, got {value!r}")
+        out[name] = rest
+    return out
+
+
+def _scale(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise fail(f"--scale takes LOW,HIGH (e.g. 1,9), got {text!r}") from None
+    if not low < high:
+        raise fail(f"--scale needs LOW < HIGH, got {text!r}")
+    return low, high
+
+
+def command(
+    input: str = typer.Argument("-", help=INPUT_HELP + " CMI-Bench result files are recognised."),
+    per_item: bool = typer.Option(False, "--per-item", help="Write every record with its reading and scores instead of the summary."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the summary (or the --per-item records) here instead of stdout."),
+    output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    table: bool = typer.Option(False, "--table", help="Print a table of the metrics on stderr."),
+    compare_with: Optional[str] = typer.Option(None, "--compare", help="Score a second system's file on the same items and add a paired bootstrap test."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task of every record (CMI-Bench: e.g. GS_key, EMO_arousal; default: from the file name)."),
+    cmi_bench: Optional[bool] = typer.Option(None, "--cmi-bench/--no-cmi-bench", help="Read INPUT as a CMI-Bench result file (default: detected)."),
+    read_from: str = typer.Option("auto", "--read-from", help="Read answers from 'prediction', 'response', or 'auto' (prediction when present)."),
+    reference_field: str = typer.Option("reference", "--reference-field", help="Field holding the reference (falls back to 'answer')."),
+    task_types: list[str] = typer.Option([], "--task-type", help=f"NAME=KIND for a task name mllm does not know. Kinds: {', '.join(KINDS)}."),
+    scale: Optional[str] = typer.Option(None, "--scale", help="LOW,HIGH scale of numeric tasks without one (arousal/valence default to 1,9)."),
+    clip: bool = typer.Option(True, "--clip/--no-clip", help="Clip numbers outside the scale to it (counted in n_clipped)."),
+    standardize: list[str] = typer.Option([], "--standardize", help="TASK whose references are z-scores: z-score its predictions too."),
+    labels: list[str] = typer.Option([], "--labels", help="TASK=a,b,c: the label set of a classification/tagging task (default: the labels seen in the references)."),
+    synonyms: Optional[str] = typer.Option(None, "--synonyms", help="JSON file {label: [synonym, ...]} added to the built-in synonyms."),
+    descending_fifths: bool = typer.Option(False, "--descending-fifths", help="Key: also give 0.5 to a fifth below (MIREX 2017 variant)."),
+    tempo_tolerance: float = typer.Option(0.04, "--tempo-tolerance", help="Tempo: relative tolerance of Acc1/Acc2."),
+    beat_trim: float = typer.Option(0.0, "--beat-trim", help="Beats: ignore beats before this many seconds (MIREX uses 5 on full tracks)."),
+    chord_comparisons: str = typer.Option("root,majmin,mirex,thirds,triads,sevenths", "--chord-comparisons", help="Chords: mir_eval comparisons to report."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the intervals."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+) -> None:
+    """Score free-text answers (or structured predictions) against references: key, tempo, beats,
+    chords, labels, numbers.
+
+    Prints one JSON summary (per task: metrics with 95 % bootstrap intervals, n, parse rate).
+
+    Examples:
+
+        mllm eval-mir answers.jsonl --table
+
+        mllm regress --model ckpt/ test.jsonl | mllm eval-mir --per-item -o scored.jsonl
+
+        mllm eval-mir results/qwen2_GS_key.jsonl --compare results/salmonn_GS_key.jsonl
+    """
+    if read_from not in ("auto", "prediction", "response"):
+        raise fail(f"--read-from must be auto, prediction or response, got {read_from!r}")
+    label_sets = {name: tuple(v.strip() for v in value.split(",") if v.strip()) for name, value in _pairs(labels, "--labels").items()}
+    synonym_table = {}
+    if synonyms:
+        try:
+            with open(synonyms, "rb") as handle:
+                synonym_table = {k: tuple(v) for k, v in orjson.loads(handle.read()).items()}
+        except (OSError, orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+            raise fail(f"--synonyms {synonyms}: not a JSON object of lists ({exc})") from None
+    options = EvalOptions(
+        read_from=read_from,
+        reference_field=reference_field,
+        task_types=_pairs(task_types, "--task-type"),
+        scale=_scale(scale),
+        clip=clip,
+        standardize=frozenset(standardize),
+        labels=label_sets,
+        synonyms=synonym_table,
+        descending_fifths=descending_fifths,
+        tempo_tolerance=tempo_tolerance,
+        beat_trim=beat_trim,
+        chord_comparisons=tuple(c.strip() for c in chord_comparisons.split(",") if c.strip()),
+        n_resamples=bootstrap,
+        confidence=confidence,
+        seed=seed,
+    )
+    summary = StreamSummary("eval-mir")
+    with ExitStack() as stack, stream_errors():
+        try:
+            main = open_input(input, stack, cmi_bench=cmi_bench, task=task)
+            other = open_input(compare_with, stack, cmi_bench=cmi_bench, task=task) if compare_with else None
+        except (CmiBenchError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        if main.cmi_bench:
+            console.print(f"reading {input} as a CMI-Bench result file (task {main.task})", highlight=False)
+        writer = stack.enter_context(RecordWriter(output or "-", output_format)) if per_item else None
+        with progress() as bar:
+            bar.add_task("scoring", total=None)
+            result = evaluate(main, options, write=writer.write if writer else None, other=other, summary=summary)
+    if not per_item:
+        data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+        if output and output != "-":
+            with open(output, "wb") as handle:
+                handle.write(data)
+        else:
+            typer.get_binary_stream("stdout").write(data)
+    if table:
+        console.print(render_table(result))
+    finish(summary, allow_errors)
+
+
+def render_table(result: dict) -> Table:
+    """One row per task and metric: value, interval, n and parse rate (and the comparison)."""
+    comparison = result.get("comparison", {}).get("tasks", {})
+    table = Table(title="eval-mir", title_justify="left")
+    for column in ("task", "metric", "value", f"{int(result['bootstrap']['confidence'] * 100)} % interval", "n", "parsed"):
+        table.add_column(column)
+    if comparison:
+        for column in ("other", "A - B", "p"):
+            table.add_column(column)
+    for name, task in result["tasks"].items():
+        for metric, entry in task["metrics"].items():
+            row = [name, metric, f"{entry['value']:.4f}", f"[{entry['low']:.4f}, {entry['high']:.4f}]",
+                   str(task["n"]), f"{task['parse_rate']:.1%}"]
+            if comparison:
+                paired = comparison.get(name, {}).get("metrics", {}).get(metric)
+                row += [f"{paired['b']:.4f}", f"{paired['difference']:+.4f}", f"{paired['p_value']:.3g}"] if paired else ["", "", ""]
+            table.add_row(*row)
+    return table

@@ -1,0 +1,501 @@
+"""Scoring MIR answers: records in, per-item scores and a per-task summary out.
+
+    evaluator = MirEvaluator(EvalOptions(), label_sets)
+    for record in records:
+        scored = evaluator.score(record)     # the record + `prediction` (if absent) + `eval`
+    summary = evaluator.summary()            # per task: n, parse rate, metrics with 95 % intervals
+
+Metrics per task kind (definitions in the `core.metrics` modules):
+
+    key             weighted_score (MIREX), accuracy (exact, enharmonics equal)
+    tempo           acc1 (within 4 %), acc2 (also x2, x3, x1/2, x1/3)
+    beats/downbeats f_measure, cmlt, amlt (mean over items)
+    chords          one score per mir_eval comparison, duration-weighted over the corpus
+    classification  accuracy, macro precision/recall/F1
+    tagging         precision/recall/F1 (micro, macro, samples); ROC-AUC/PR-AUC when scores exist
+    regression      r2, rmse, mae, pearson, spearman, ccc over the parsed items
+
+Unparsed answers are counted (`parse_rate`, `unparsed` by reason) and scored as each metric's
+convention says: wrong for key, tempo and labels; an empty estimate for beats; "no chord" for
+chords; left out of the regression metrics (never replaced by a guess). Every metric has a
+percentile bootstrap interval over items; metrics that are proportions also get LLark's exact
+Clopper-Pearson interval.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mllm.core.evaluation import readings as rd
+from mllm.core.evaluation.tasks import TaskError, record_scale, structured_value, task_kind
+from mllm.core.io.errors import Record, has_error, with_error
+from mllm.core.metrics import beats as beat_metrics
+from mllm.core.metrics import chords as chord_metrics
+from mllm.core.metrics import classification as class_metrics
+from mllm.core.metrics import key as key_metrics
+from mllm.core.metrics import regression as regression_metrics
+from mllm.core.metrics import tempo as tempo_metrics
+from mllm.core.metrics.bootstrap import bootstrap_interval, clopper_pearson, paired_difference
+from mllm.core.parse.labels import LabelSet
+
+STAGE = "eval-mir"
+LABEL_KINDS = ("classification", "tagging")
+
+
+@dataclass
+class EvalOptions:
+    read_from: str = "auto"  # auto | prediction | response
+    reference_field: str = "reference"  # falls back to `answer` when the record has no such field
+    task_types: Mapping[str, str] = field(default_factory=dict)
+    scale: tuple[float, float] | None = None
+    clip: bool = True  # numbers outside the scale are clipped to it (and counted)
+    standardize: frozenset[str] = frozenset()  # tasks whose references are z-scores (CMI-Bench EMO)
+    labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> label set
+    synonyms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    descending_fifths: bool = False
+    tempo_tolerance: float = 0.04
+    beat_trim: float = 0.0
+    chord_comparisons: tuple[str, ...] = ("root", "majmin", "mirex", "thirds", "triads", "sevenths")
+    n_resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+# ---------------------------------------------------------------- label sets (first pass)
+
+
+def collect_label_sets(records: Iterable[Record], options: EvalOptions) -> dict[str, LabelSet]:
+    """Label set of every classification/tagging task: the one given, else every reference label seen.
+
+    Inferring the set from the references is what CMI-Bench does; give `--labels` when the test
+    split does not contain every class.
+    """
+    seen: dict[str, dict[str, None]] = {}
+    for record in records:
+        if has_error(record):
+            continue
+        try:
+            name, kind = task_kind(record, options.task_types)
+        except TaskError:
+            continue
+        if kind not in LABEL_KINDS or name in options.labels:
+            continue
+        try:
+            value = structured_value(_reference_value(record, options), name, kind, options.reference_field)
+            for label in rd.reference_labels(value, None):
+                seen.setdefault(name, {})[label] = None
+        except TaskError:
+            continue
+    sets = {name: LabelSet.of(labels, options.synonyms) for name, labels in options.labels.items()}
+    for name, labels in seen.items():
+        sets.setdefault(name, LabelSet.of(list(labels), options.synonyms))
+    return sets
+
+
+def _reference_value(record: Mapping[str, Any], options: EvalOptions) -> Any:
+    if options.reference_field in record:
+        return record[options.reference_field]
+    if "answer" in record:
+        return record["answer"]
+    raise TaskError(f"record has no {options.reference_field!r} (nor 'answer') field to score against")
+
+
+# ---------------------------------------------------------------- per-task accumulation
+
+
+@dataclass
+class TaskScores:
+    """Everything kept of one task's items: small per-item numbers, never whole records."""
+
+    name: str
+    kind: str
+    ids: list[str] = field(default_factory=list)
+    parsed: list[bool] = field(default_factory=list)
+    reasons: Counter = field(default_factory=Counter)
+    item: dict[str, list[float]] = field(default_factory=dict)  # per-item metric values
+    weight: dict[str, list[float]] = field(default_factory=dict)  # chords: duration per comparison
+    y_true: list[float] = field(default_factory=list)  # regression (nan prediction = unparsed)
+    y_pred: list[float] = field(default_factory=list)
+    clipped: int = 0
+    references: list[Any] = field(default_factory=list)  # classification: label; tagging: labels
+    predictions: list[Any] = field(default_factory=list)
+    scale: tuple[float, float] | None = None
+
+    def add(self, record_id: str, reading: rd.Reading, scores: Mapping[str, float]) -> None:
+        self.ids.append(record_id)
+        self.parsed.append(reading.parse_ok)
+        if not reading.parse_ok:
+            self.reasons[reading.reason or "unparsed"] += 1
+        for name, value in scores.items():
+            self.item.setdefault(name, []).append(value)
+
+
+class MirEvaluator:
+    """Scores records one at a time and keeps what the summary needs."""
+
+    def __init__(self, options: EvalOptions, label_sets: Mapping[str, LabelSet] | None = None):
+        self.options = options
+        self.label_sets = dict(label_sets or {})
+        self.tasks: dict[str, TaskScores] = {}
+        self.n_records = 0
+        self.n_failed = 0
+
+    # -- one record
+
+    def score(self, record: Record) -> Record:
+        """The record with `eval` (and `prediction` if it had none) added, or an error record."""
+        self.n_records += 1
+        if has_error(record):
+            self.n_failed += 1
+            return record
+        try:
+            return self._score(record)
+        except (TaskError, ValueError) as exc:
+            self.n_failed += 1
+            return with_error(record, STAGE, exc)
+
+    def _score(self, record: Record) -> Record:
+        options = self.options
+        name, kind = task_kind(record, options.task_types)
+        reference = structured_value(_reference_value(record, options), name, kind, options.reference_field)
+        source, value = rd.answer_source(record, name, kind, options.read_from)
+        task = self.tasks.get(name)
+        if task is None:
+            task = self.tasks[name] = TaskScores(name, kind)
+        scorer = getattr(self, f"_score_{kind}")
+        reading, scores, extra = scorer(task, record, reference, source, value)
+        task.add(record["id"], reading, scores)
+        out = dict(record)
+        if "prediction" not in out:
+            out["prediction"] = {name: _jsonable(reading.value), "parse_ok": reading.parse_ok}
+        out["eval"] = {
+            "task_type": kind,
+            "parse_ok": reading.parse_ok,
+            "read_from": reading.read_from,
+            "matched": reading.matched,
+            "reason": reading.reason,
+            "scores": {**scores, **extra},
+        }
+        return out
+
+    def _score_key(self, task, record, reference, source, value):
+        ref = rd.reference_key(reference)
+        reading = rd.read_key_answer(source, value)
+        scores = {
+            "weighted_score": key_metrics.weighted_score(ref, reading.value, self.options.descending_fifths),
+            "accuracy": key_metrics.exact(ref, reading.value),
+        }
+        return reading, scores, {}
+
+    def _score_tempo(self, task, record, reference, source, value):
+        ref = rd.reference_tempo(reference)
+        reading = rd.read_tempo_answer(source, value)
+        tolerance = self.options.tempo_tolerance
+        scores = {
+            "acc1": tempo_metrics.acc1(ref, reading.value, tolerance),
+            "acc2": tempo_metrics.acc2(ref, reading.value, tolerance),
+        }
+        return reading, scores, {}
+
+    def _score_times(self, task, record, reference, source, value):
+        ref = rd.reference_times(reference)
+        reading = rd.read_times_answer(source, value)
+        estimate = reading.value if reading.parse_ok else np.zeros(0)
+        scores = beat_metrics.evaluate(ref, estimate, trim_before=self.options.beat_trim)
+        return reading, dict(scores), {}
+
+    _score_beats = _score_times
+    _score_downbeats = _score_times
+
+    def _score_chords(self, task, record, reference, source, value):
+        ref_rows = rd.reference_chords(reference)
+        end = max(row[1] for row in ref_rows)
+        start = min(row[0] for row in ref_rows)
+        reading = rd.read_chords_answer(source, value, duration=end)
+        # An answer with no readable chords counts as "no chord" over the whole excerpt.
+        est_rows = reading.value if reading.parse_ok and reading.value else [(start, end, "N")]
+        per_comparison = chord_metrics.evaluate(
+            np.array([[r[0], r[1]] for r in ref_rows]),
+            [r[2] for r in ref_rows],
+            np.array([[r[0], r[1]] for r in est_rows]),
+            [r[2] for r in est_rows],
+            comparisons=self.options.chord_comparisons,
+        )
+        scores, durations = {}, {}
+        for comparison, (score, duration) in per_comparison.items():
+            scores[comparison] = score
+            durations[comparison] = duration
+            task.weight.setdefault(comparison, []).append(duration)
+        return reading, scores, {"duration": durations}
+
+    def _label_set(self, name: str) -> LabelSet:
+        label_set = self.label_sets.get(name)
+        if label_set is None:
+            raise TaskError(f"task {name!r} has no label set: give --labels {name}=a,b,c")
+        return label_set
+
+    def _score_classification(self, task, record, reference, source, value):
+        label_set = self._label_set(task.name)
+        refs = rd.reference_labels(reference, label_set)
+        if len(refs) != 1:
+            raise TaskError(f"field 'reference' must hold one label for a classification task, got {refs}")
+        reading = rd.read_labels_answer(source, value, label_set, single=True)
+        task.references.append(refs[0])
+        task.predictions.append(reading.value)
+        return reading, {"accuracy": float(reading.value == refs[0])}, {}
+
+    def _score_tagging(self, task, record, reference, source, value):
+        label_set = self._label_set(task.name)
+        refs = rd.reference_labels(reference, label_set)
+        reading = rd.read_labels_answer(source, value, label_set, single=False)
+        predicted = reading.value or []
+        task.references.append(refs)
+        task.predictions.append(predicted)
+        hits = len(set(refs) & set(predicted))
+        precision = hits / len(predicted) if predicted else 0.0
+        recall = hits / len(refs) if refs else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return reading, {}, {"precision": precision, "recall": recall, "f1": f1}
+
+    def _score_regression(self, task, record, reference, source, value):
+        scale = record_scale(record, task.name, self.options.scale)
+        task.scale = task.scale or scale
+        truth = rd.reference_number(reference)
+        reading = rd.read_number_answer(source, value, scale)
+        estimate = float("nan")
+        extra: dict[str, float] = {}
+        if reading.parse_ok:
+            estimate = reading.value
+            if self.options.clip and not scale[0] <= estimate <= scale[1]:
+                estimate = min(max(estimate, scale[0]), scale[1])
+                task.clipped += 1
+                extra["clipped_to"] = estimate
+            if task.name not in self.options.standardize:
+                extra["abs_error"] = abs(estimate - truth)
+        task.y_true.append(truth)
+        task.y_pred.append(estimate)
+        return reading, {}, extra
+
+    # -- the summary
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "n_records": self.n_records,
+            "n_failed": self.n_failed,
+            "bootstrap": {
+                "n_resamples": self.options.n_resamples,
+                "confidence": self.options.confidence,
+                "seed": self.options.seed,
+                "method": "percentile bootstrap over items",
+            },
+            "tasks": {name: self._task_summary(task) for name, task in self.tasks.items()},
+        }
+
+    def _task_summary(self, task: TaskScores) -> dict[str, Any]:
+        n = len(task.ids)
+        n_parsed = int(sum(task.parsed))
+        out: dict[str, Any] = {
+            "task_type": task.kind,
+            "n": n,
+            "n_parsed": n_parsed,
+            "parse_rate": n_parsed / n if n else float("nan"),
+            "unparsed": dict(task.reasons),
+        }
+        statistics, proportions, notes = task_statistics(task, self.options)
+        if task.kind == "regression":
+            out["n_scored"] = int(np.isfinite(np.asarray(task.y_pred, float)).sum())
+            out["n_clipped"] = task.clipped
+            out["scale"] = list(task.scale) if task.scale else None
+        out.update(notes)
+        out["metrics"] = {}
+        for metric, (statistic, size) in statistics.items():
+            out["metrics"][metric] = self._metric_entry(statistic, size, metric in proportions)
+        return out
+
+    def _metric_entry(self, statistic: Callable[[np.ndarray], np.ndarray], size: int, proportion: bool) -> dict:
+        index = np.arange(size)
+        entry: dict[str, Any] = {"value": float(statistic(index)) if size else float("nan")}
+        entry["low"] = entry["high"] = None
+        if self.options.n_resamples > 0:
+            interval = bootstrap_interval(
+                statistic, (index,), n_resamples=self.options.n_resamples,
+                confidence=self.options.confidence, seed=self.options.seed,
+            )
+            entry["low"], entry["high"] = interval.low, interval.high
+        if proportion and size:
+            successes = int(round(entry["value"] * size))
+            entry["clopper_pearson"] = list(clopper_pearson(successes, size, self.options.confidence))
+        return entry
+
+
+# ---------------------------------------------------------------- statistics over item indices
+
+
+def _rowwise(function: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], np.ndarray]:
+    """Lift a metric of one index vector to index arrays with leading batch axes (for the bootstrap)."""
+
+    def statistic(index: np.ndarray) -> np.ndarray:
+        index = np.asarray(index)
+        if index.ndim == 1:
+            return np.asarray(function(index))
+        flat = index.reshape(-1, index.shape[-1])
+        return np.array([function(row) for row in flat]).reshape(index.shape[:-1])
+
+    return statistic
+
+
+def _mean_of(values: Iterable[float]) -> Callable[[np.ndarray], np.ndarray]:
+    array = np.asarray(list(values), dtype=float)
+    return lambda index: array[index].mean(axis=-1)
+
+
+def task_statistics(task: TaskScores, options: EvalOptions):
+    """Metric name -> (statistic over item indices, number of items), the proportions, and notes."""
+    notes: dict[str, Any] = {}
+    n = len(task.ids)
+    if task.kind in ("key", "tempo", "beats", "downbeats"):
+        stats = {metric: (_mean_of(values), n) for metric, values in task.item.items()}
+        proportions = {"accuracy", "acc1", "acc2"} & set(stats)
+        return stats, proportions, notes
+    if task.kind == "chords":
+        stats = {}
+        for comparison, values in task.item.items():
+            score = np.nan_to_num(np.asarray(values, float))
+            duration = np.asarray(task.weight[comparison], float)
+            weighted = score * duration
+
+            def statistic(index, weighted=weighted, duration=duration):
+                total = duration[index].sum(axis=-1)
+                return np.where(total > 0, weighted[index].sum(axis=-1) / np.where(total > 0, total, 1), np.nan)
+
+            stats[comparison] = (statistic, n)
+        return stats, set(), notes
+    if task.kind == "classification":
+        refs = np.asarray(task.references, dtype=object)
+        preds = np.asarray([p if p is not None else "" for p in task.predictions], dtype=object)
+        labels = sorted(set(task.references))
+        stats = {"accuracy": (_mean_of(task.item["accuracy"]), n)}
+        for metric in ("precision_macro", "recall_macro", "f1_macro"):
+            stats[metric] = (
+                _rowwise(lambda i, m=metric: class_metrics.single_label_report(refs[i], preds[i], labels)[m]),
+                n,
+            )
+        notes["labels"] = labels
+        return stats, {"accuracy"}, notes
+    if task.kind == "tagging":
+        label_list = sorted({label for refs in task.references for label in refs})
+        column = {label: j for j, label in enumerate(label_list)}
+        y_true = np.zeros((n, len(label_list)), dtype=int)
+        y_pred = np.zeros((n, len(label_list)), dtype=int)
+        for i, (refs, preds) in enumerate(zip(task.references, task.predictions)):
+            y_true[i, [column[label] for label in refs]] = 1
+            y_pred[i, [column[label] for label in preds if label in column]] = 1
+        full = class_metrics.multilabel_report(y_true, y_pred, labels=label_list)
+        stats = {}
+        for metric, value in full.items():
+            if isinstance(value, float):
+                stats[metric] = (_rowwise(lambda i, m=metric: class_metrics.multilabel_report(y_true[i], y_pred[i])[m]), n)
+        notes["labels"] = label_list
+        return stats, set(), notes
+    if task.kind == "regression":
+        y_true = np.asarray(task.y_true, float)
+        y_pred = np.asarray(task.y_pred, float)
+        keep = np.isfinite(y_pred)
+        y_true, y_pred = y_true[keep], y_pred[keep]
+        if task.name in options.standardize and y_pred.size > 1:
+            std = y_pred.std()
+            y_pred = (y_pred - y_pred.mean()) / std if std > 0 else y_pred - y_pred.mean()
+            notes["prediction_transform"] = "z-score over the parsed predictions (references are z-scores)"
+        vectorised = regression_metrics.VECTORISED
+        stats = {
+            metric: ((lambda i, f=function: f(y_true[i], y_pred[i])), int(y_true.size))
+            for metric, function in vectorised.items()
+        }
+        return stats, set(), notes
+    raise TaskError(f"unknown task kind {task.kind!r}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list):
+        return [list(v) if isinstance(v, tuple) else v for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- comparing two systems
+
+
+def compare(a: MirEvaluator, b: MirEvaluator) -> dict[str, Any]:
+    """Paired bootstrap test of system A against system B on the items (ids) both scored.
+
+    For each task and metric: both values on the common items, their difference A - B, its
+    percentile interval and a two-sided p-value (see core.metrics.bootstrap.paired_difference).
+    Regression metrics are compared on the items that both systems answered with a number.
+    """
+    out: dict[str, Any] = {}
+    for name, task_a in a.tasks.items():
+        task_b = b.tasks.get(name)
+        if task_b is None or task_b.kind != task_a.kind:
+            out[name] = {"n_paired": 0, "note": "the other system has no items of this task"}
+            continue
+        position_b = {record_id: i for i, record_id in enumerate(task_b.ids)}
+        pairs = [(i, position_b[record_id]) for i, record_id in enumerate(task_a.ids) if record_id in position_b]
+        if task_a.kind == "regression":
+            pa_ok = np.isfinite(np.asarray(task_a.y_pred, float))
+            pb_ok = np.isfinite(np.asarray(task_b.y_pred, float))
+            pairs = [(i, j) for i, j in pairs if pa_ok[i] and pb_ok[j]]
+        sub_a = _subset(task_a, [i for i, _ in pairs])
+        sub_b = _subset(task_b, [j for _, j in pairs])
+        stats_a, _, _ = task_statistics(sub_a, a.options)
+        stats_b, _, _ = task_statistics(sub_b, b.options)
+        m = len(pairs)
+        metrics = {}
+        for metric, (statistic_a, size_a) in stats_a.items():
+            if metric not in stats_b or m == 0:
+                continue
+            statistic_b = stats_b[metric][0]
+            index = np.arange(size_a)
+            test = paired_difference(
+                _joint(statistic_a, statistic_b, size_a),
+                (index,), (index + size_a,),
+                n_resamples=a.options.n_resamples, confidence=a.options.confidence, seed=a.options.seed,
+            )
+            metrics[metric] = {"a": float(statistic_a(index)), "b": float(statistic_b(index)), **test}
+        out[name] = {"n_paired": m, "metrics": metrics}
+    return out
+
+
+def _joint(statistic_a, statistic_b, size: int):
+    """One statistic over a joint index space: [0, size) are A's items, [size, 2*size) B's."""
+
+    def statistic(index: np.ndarray) -> np.ndarray:
+        index = np.asarray(index)
+        if index.size and index.flat[0] >= size:
+            return statistic_b(index - size)
+        return statistic_a(index)
+
+    return statistic
+
+
+def _subset(task: TaskScores, positions: list[int]) -> TaskScores:
+    """The same task restricted to some items (in the given order)."""
+    pick = lambda values: [values[p] for p in positions]  # noqa: E731
+    return TaskScores(
+        name=task.name,
+        kind=task.kind,
+        ids=pick(task.ids),
+        parsed=pick(task.parsed),
+        item={k: pick(v) for k, v in task.item.items()},
+        weight={k: pick(v) for k, v in task.weight.items()},
+        y_true=pick(task.y_true) if task.y_true else [],
+        y_pred=pick(task.y_pred) if task.y_pred else [],
+        references=pick(task.references) if task.references else [],
+        predictions=pick(task.predictions) if task.predictions else [],
+        scale=task.scale,
+    )
