@@ -1,0 +1,217 @@
+"""core.metrics.bootstrap: percentile intervals, the paired test, Clopper-Pearson."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mllm.core.metrics import bootstrap as bs
+from mllm.core.metrics import regression as rg
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def test_interval_contains_the_observed_mean():
+    scores = (rng().random(5000) < 0.7).astype(float)
+    interval = bs.bootstrap_interval(bs.mean_statistic, (scores,))
+    assert interval.low < scores.mean() < interval.high
+    # the binomial standard error is sqrt(.7 * .3 / 5000) = 0.0065: a 95 % interval is about 0.025 wide
+    assert 0.018 < interval.high - interval.low < 0.032
+    assert (interval.confidence, interval.n_resamples) == (0.95, 1000)
+    assert "percentile" in interval.method
+
+
+def test_width_shrinks_like_one_over_sqrt_n():
+    widths = {}
+    for n in (400, 6400):
+        values = rng(n).normal(0, 1, n)
+        interval = bs.bootstrap_interval(bs.mean_statistic, (values,), n_resamples=2000)
+        widths[n] = interval.high - interval.low
+    # 16 x the items -> about a quarter of the width
+    assert 3.0 < widths[400] / widths[6400] < 5.3
+
+
+def test_same_seed_same_interval_other_seed_other_interval():
+    values = rng().normal(0, 1, 300)
+    a = bs.bootstrap_interval(bs.mean_statistic, (values,), seed=7)
+    b = bs.bootstrap_interval(bs.mean_statistic, (values,), seed=7)
+    c = bs.bootstrap_interval(bs.mean_statistic, (values,), seed=8)
+    assert a == b
+    assert (a.low, a.high) != (c.low, c.high)
+
+
+def test_confidence_level_widens_the_interval():
+    values = rng().normal(0, 1, 500)
+    narrow = bs.bootstrap_interval(bs.mean_statistic, (values,), confidence=0.8)
+    wide = bs.bootstrap_interval(bs.mean_statistic, (values,), confidence=0.99)
+    assert wide.low < narrow.low < narrow.high < wide.high
+
+
+def test_paired_arrays_are_resampled_together():
+    # item i of x and of y travel together: x - y is exactly -1 on every resample (no spread,
+    # hence NaN); resampled independently, the mean difference would spread by about 0.2
+    x = rng().integers(0, 10, 200).astype(float)
+    interval = bs.bootstrap_interval(lambda a, b: (a - b).mean(axis=-1), (x, x + 1))
+    assert math.isnan(interval.low) and math.isnan(interval.high)
+    y = rng().normal(0, 1, 200)
+    interval = bs.bootstrap_interval(rg.mae_vectorised, (y, y + rng(1).normal(0, 1, 200)))
+    assert 0.6 < interval.low < interval.high < 1.0
+
+
+def test_regression_statistics_over_items():
+    n = 2000
+    y_true = rng().normal(5, 1, n)
+    y_pred = y_true + rng(1).normal(0, 0.8, n)
+    index = np.arange(n)
+    for name, statistic in rg.statistics_over_items(y_true, y_pred).items():
+        observed = getattr(rg, name)(y_true, y_pred)
+        interval = bs.bootstrap_interval(statistic, (index,), n_resamples=300)
+        assert interval.low < observed < interval.high, name
+        by_values = bs.bootstrap_interval(rg.VECTORISED[name], (y_true, y_pred), n_resamples=300)
+        # the same resamples (same seed, same indices) through values or through indices
+        assert (by_values.low, by_values.high) == pytest.approx((interval.low, interval.high), rel=1e-9), name
+
+
+def test_degenerate_cases_give_nan_not_an_exception():
+    for data in ((np.array([1.0]),), (np.array([]),)):
+        interval = bs.bootstrap_interval(bs.mean_statistic, data)
+        assert math.isnan(interval.low) and math.isnan(interval.high)
+    interval = bs.bootstrap_interval(bs.mean_statistic, (np.ones(50),))  # 50 of 50 correct
+    assert math.isnan(interval.low) and math.isnan(interval.high)
+    constant = np.full(30, 2.0)
+    interval = bs.bootstrap_interval(rg.pearson_vectorised, (rng().normal(0, 1, 30), constant))
+    assert math.isnan(interval.low)
+
+
+def test_bad_data_raises():
+    with pytest.raises(ValueError):
+        bs.bootstrap_interval(bs.mean_statistic, (np.ones(5), np.ones(4)))
+    with pytest.raises(ValueError):
+        bs.bootstrap_interval(bs.mean_statistic, (np.ones((5, 2)),))
+
+
+def test_large_n_uses_bounded_batches():
+    seen = []
+
+    def statistic(values):
+        seen.append(values.shape)
+        return values.mean(axis=-1)
+
+    values = rng().random(bs.MAX_BATCH_ELEMENTS // 4)
+    bs.bootstrap_interval(statistic, (values,), n_resamples=10)
+    assert max(shape[0] * shape[1] for shape in seen) <= bs.MAX_BATCH_ELEMENTS
+    assert sum(shape[0] for shape in seen) == 10
+
+
+def test_paired_difference_of_identical_systems():
+    scores = (rng().random(300) < 0.6).astype(float)
+    test = bs.paired_difference(bs.mean_statistic, (scores,), (scores.copy(),))
+    assert test["difference"] == 0.0
+    assert test["p_value"] == 1.0
+    assert test["low"] == 0.0 and test["high"] == 0.0
+    assert set(test) == {"difference", "low", "high", "p_value", "n_resamples", "confidence"}
+
+
+def test_paired_difference_clearly_better_system():
+    a = (rng(1).random(400) < 0.9).astype(float)  # 90 % right
+    b = (rng(2).random(400) < 0.6).astype(float)  # 60 % right
+    test = bs.paired_difference(bs.mean_statistic, (a,), (b,))
+    assert test["difference"] == pytest.approx(a.mean() - b.mean())
+    assert test["p_value"] < 0.01
+    assert 0 < test["low"] < test["difference"] < test["high"]
+    reverse = bs.paired_difference(bs.mean_statistic, (b,), (a,))
+    assert reverse["high"] < 0 and reverse["p_value"] < 0.01
+
+
+def test_paired_difference_of_equally_good_systems_is_not_significant():
+    # A and B disagree on 10 of 200 items, each right on 5 of them: no difference
+    a = (rng(3).random(200) < 0.7).astype(float)
+    b = a.copy()
+    right_a = np.flatnonzero(a == 1)[:5]
+    right_b = np.flatnonzero(a == 0)[:5]
+    b[right_a], b[right_b] = 0.0, 1.0
+    test = bs.paired_difference(bs.mean_statistic, (a,), (b,))
+    assert test["difference"] == 0.0
+    assert test["p_value"] > 0.5
+    assert test["low"] < 0 < test["high"]
+
+
+def test_pairing_removes_item_difficulty():
+    # hard and easy items: both systems share the item effect, B is 0.1 worse everywhere
+    difficulty = rng().normal(0, 3, 100)
+    a = difficulty + rng(1).normal(0, 0.05, 100)
+    b = a - 0.1
+    test = bs.paired_difference(bs.mean_statistic, (a,), (b,))
+    assert test["p_value"] < 0.01  # unpaired, the item spread (sd 3) would swamp 0.1
+    assert test["difference"] == pytest.approx(0.1)
+
+
+def test_paired_difference_p_value_definition():
+    a = rng().normal(0.1, 1, 80)
+    b = rng(1).normal(0.0, 1, 80)
+    test = bs.paired_difference(bs.mean_statistic, (a,), (b,), n_resamples=500, seed=3)
+    # recompute d* with the same generator stream scipy uses: the interval bounds must be quantiles of it
+    import scipy.stats
+
+    result = scipy.stats.bootstrap(
+        (a, b), lambda x, y, axis=-1: x.mean(axis=-1) - y.mean(axis=-1), n_resamples=500, batch=500,
+        vectorized=True, paired=True, axis=-1, method="percentile", rng=np.random.default_rng(3),
+    )
+    d = result.bootstrap_distribution
+    assert test["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
+    assert (test["low"], test["high"]) == pytest.approx(tuple(result.confidence_interval))
+
+
+def test_paired_difference_small_n():
+    test = bs.paired_difference(bs.mean_statistic, (np.array([1.0]),), (np.array([0.0]),))
+    assert test["difference"] == 1.0 and math.isnan(test["p_value"]) and math.isnan(test["low"])
+
+
+@pytest.mark.parametrize(
+    "successes, n, low, high",
+    [
+        (0, 10, 0.0, 0.30850),
+        (10, 10, 0.69150, 1.0),
+        (5, 10, 0.18709, 0.81291),
+        (1, 3, 0.0084038, 0.90570),
+    ],
+)
+def test_clopper_pearson_known_values(successes, n, low, high):
+    got = bs.clopper_pearson(successes, n)
+    assert got == pytest.approx((low, high), abs=5e-5)
+
+
+def test_clopper_pearson_edges():
+    assert all(math.isnan(v) for v in bs.clopper_pearson(0, 0))
+    with pytest.raises(ValueError):
+        bs.clopper_pearson(11, 10)
+    wide = bs.clopper_pearson(5, 10, confidence=0.99)
+    narrow = bs.clopper_pearson(5, 10, confidence=0.9)
+    assert wide[0] < narrow[0] and narrow[1] < wide[1]
+
+
+def test_bootstrap_intervals_share_resamples_and_equal_separate_calls():
+    n = 500
+    y_true = rng().normal(5, 1, n)
+    y_pred = np.round(y_true + rng(1).normal(0, 1, n), 1)
+    index = np.arange(n)
+    joint = bs.bootstrap_intervals(rg.metrics_over_items(y_true, y_pred), (index,), n_resamples=200, seed=4)
+    separate = rg.statistics_over_items(y_true, y_pred)
+    assert len(joint) == len(rg.METRICS) == 6
+    for name, interval in zip(rg.METRICS, joint):
+        alone = bs.bootstrap_interval(separate[name], (index,), n_resamples=200, seed=4)
+        assert (interval.low, interval.high) == pytest.approx((alone.low, alone.high), rel=1e-9), name
+        assert interval.low < getattr(rg, name)(y_true, y_pred) < interval.high, name
+
+
+def test_bootstrap_intervals_nan_rules_per_output():
+    statistic = lambda x: np.stack([x.mean(axis=-1), np.zeros(x.shape[:-1])])  # noqa: E731
+    spread, constant = bs.bootstrap_intervals(statistic, (rng().random(100),))
+    assert spread.low < spread.high and math.isnan(constant.low)
+    few = bs.bootstrap_intervals(statistic, (np.array([0.5]),))
+    assert len(few) == 2 and all(math.isnan(i.low) for i in few)
+    with pytest.raises(ValueError):
+        bs.bootstrap_intervals(bs.mean_statistic, (rng().random(100),))

@@ -1,0 +1,138 @@
+"""core.metrics.regression: scikit-learn/scipy values, CCC by hand, vectorised == scalar."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from mllm.core.metrics import regression as rg
+
+RNG = np.random.default_rng(0)
+Y_TRUE = RNG.uniform(1, 9, 200)
+Y_PRED = np.clip(Y_TRUE + RNG.normal(0, 1.2, 200), 1, 9).round(1)
+
+
+def test_against_sklearn_and_scipy():
+    scores = rg.evaluate(Y_TRUE, Y_PRED)
+    assert list(scores) == ["r2", "rmse", "mae", "pearson", "spearman", "ccc"]
+    assert scores["r2"] == pytest.approx(r2_score(Y_TRUE, Y_PRED))
+    assert scores["rmse"] == pytest.approx(math.sqrt(mean_squared_error(Y_TRUE, Y_PRED)))
+    assert scores["mae"] == pytest.approx(mean_absolute_error(Y_TRUE, Y_PRED))
+    assert scores["pearson"] == pytest.approx(scipy.stats.pearsonr(Y_TRUE, Y_PRED).statistic)
+    assert scores["spearman"] == pytest.approx(scipy.stats.spearmanr(Y_TRUE, Y_PRED).statistic)
+
+
+def test_ccc_by_hand():
+    x = [1.0, 2.0, 3.0, 4.0]
+    y = [2.0, 2.0, 5.0, 3.0]
+    # means 2.5 and 3; population variances 1.25 and 1.5; covariance
+    # ((-1.5)(-1) + (-0.5)(-1) + (0.5)(2) + (1.5)(0)) / 4 = 3 / 4
+    expected = 2 * 0.75 / (1.25 + 1.5 + (2.5 - 3.0) ** 2)
+    assert rg.ccc(x, y) == pytest.approx(expected)
+    assert rg.ccc(x, y) == pytest.approx(0.5)
+
+
+def test_ccc_penalises_shift_and_scale_unlike_pearson():
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    assert rg.pearson(x, x + 1) == pytest.approx(1.0)
+    assert rg.ccc(x, x + 1) == pytest.approx(2 * 1.25 / (1.25 + 1.25 + 1))
+    assert rg.ccc(x, 2 * x) < 1.0
+
+
+def test_perfect_prediction():
+    scores = rg.evaluate(Y_TRUE, Y_TRUE.copy())
+    assert scores["ccc"] == pytest.approx(1.0)
+    assert scores["r2"] == pytest.approx(1.0)
+    assert scores["pearson"] == pytest.approx(1.0) and scores["spearman"] == pytest.approx(1.0)
+    assert scores["rmse"] == 0.0 and scores["mae"] == 0.0
+
+
+def test_rmse_mae_by_hand():
+    assert rg.rmse([1, 2, 3, 4], [1, 2, 3, 6]) == pytest.approx(1.0)
+    assert rg.mae([1, 2, 3, 4], [1, 2, 3, 6]) == pytest.approx(0.5)
+    assert rg.r2([1, 2, 3, 4], [1, 2, 3, 5]) == pytest.approx(1 - 1 / 5)
+
+
+def test_undefined_cases_are_nan():
+    x = np.array([1.0, 2.0, 3.0])
+    constant = np.array([0.1, 0.1, 0.1])
+    assert math.isnan(rg.pearson(x, constant)) and math.isnan(rg.spearman(constant, x))
+    assert math.isnan(rg.r2(constant, x))  # sklearn gives about -8.7e31 here (rounding)
+    assert math.isnan(rg.ccc(constant, constant))
+    assert rg.ccc(constant, constant + 1) == 0.0
+    assert math.isnan(rg.r2([1.0], [1.0]))
+    assert rg.rmse([1.0], [3.0]) == 2.0
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError):
+        rg.rmse([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError):
+        rg.evaluate([1.0, math.nan], [1.0, 2.0])
+
+
+def test_vectorised_rows_equal_scalar():
+    y_true = RNG.normal(0, 1, (6, 50))
+    y_pred = (y_true + RNG.normal(0, 1, (6, 50))).round(1)
+    y_pred[2] = 0.3  # a constant row
+    for name, vectorised in rg.VECTORISED.items():
+        scalar = getattr(rg, name)
+        rows = vectorised(y_true, y_pred)
+        assert rows.shape == (6,)
+        np.testing.assert_allclose(rows, [scalar(t, p) for t, p in zip(y_true, y_pred)], rtol=1e-10, err_msg=name)
+    # leading batch axes of any rank
+    assert rg.VECTORISED["ccc"](y_true.reshape(2, 3, 50), y_pred.reshape(2, 3, 50)).shape == (2, 3)
+
+
+rounded = st.floats(min_value=-100, max_value=100, allow_nan=False).map(lambda v: round(v, 1))
+values = st.lists(rounded, min_size=2, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_item_statistics_equal_the_metrics_of_the_resample(data):
+    y_true = np.array(data.draw(values))
+    n = y_true.size
+    y_pred = np.array(data.draw(st.lists(st.sampled_from([1.0, 2.0, 2.5, 7.0]), min_size=n, max_size=n)))
+    resample = st.lists(st.integers(0, n - 1), min_size=n, max_size=n)
+    index = np.array(data.draw(st.lists(resample, min_size=1, max_size=4)))
+    statistics = rg.statistics_over_items(y_true, y_pred)
+    for name, statistic in statistics.items():
+        got = statistic(index)
+        expected = [getattr(rg, name)(y_true[row], y_pred[row]) for row in index]
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_fast_spearman_equals_scipy_on_resamples_with_ties():
+    y_true = RNG.integers(1, 10, 500).astype(float)  # many ties
+    y_pred = (y_true + RNG.integers(-2, 3, 500)).astype(float)
+    index = RNG.integers(0, 500, (20, 500))
+    fast = rg.statistics_over_items(y_true, y_pred)["spearman"](index)
+    expected = [scipy.stats.spearmanr(y_true[row], y_pred[row]).statistic for row in index]
+    np.testing.assert_allclose(fast, expected, rtol=1e-12)
+    # the full sample through a 1-d index
+    assert float(rg.statistics_over_items(y_true, y_pred)["spearman"](np.arange(500))) == pytest.approx(
+        rg.spearman(y_true, y_pred)
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_metrics_over_items_equals_the_single_statistics(data):
+    y_true = np.array(data.draw(values))
+    n = y_true.size
+    y_pred = np.array(data.draw(st.lists(st.sampled_from([1.0, 2.0, 2.5, 7.0]), min_size=n, max_size=n)))
+    resample = st.lists(st.integers(0, n - 1), min_size=n, max_size=n)
+    index = np.array(data.draw(st.lists(resample, min_size=1, max_size=4)))
+    joint = rg.metrics_over_items(y_true, y_pred)(index)
+    assert joint.shape == (6, index.shape[0])
+    single = rg.statistics_over_items(y_true, y_pred)
+    for row, name in zip(joint, rg.METRICS):
+        np.testing.assert_allclose(row, single[name](index), rtol=1e-9, atol=1e-12, err_msg=name)
+    assert rg.metrics_over_items(y_true, y_pred)(np.arange(n)).shape == (6,)
