@@ -151,8 +151,8 @@ def render_table(result: dict) -> Table:
             table.add_column(column)
     for name, task in result["tasks"].items():
         for metric, entry in task["metrics"].items():
-            row = [name, metric, f"{entry['value']:.4f}", f"[{entry['low']:.4f}, {entry['high']:.4f}]",
-                   str(task["n"]), f"{task['parse_rate']:.1%}"]
+            interval = "" if entry["low"] is None else f"[{entry['low']:.4f}, {entry['high']:.4f}]"
+            row = [name, metric, f"{entry['value']:.4f}", interval, str(task["n"]), f"{task['parse_rate']:.1%}"]
             if comparison:
                 paired = comparison.get(name, {}).get("metrics", {}).get(metric)
                 row += [f"{paired['b']:.4f}", f"{paired['difference']:+.4f}", f"{paired['p_value']:.3g}"] if paired else ["", "", ""]

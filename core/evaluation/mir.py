@@ -266,7 +266,7 @@ class MirEvaluator:
         scale = record_scale(record, task.name, self.options.scale)
         task.scale = task.scale or scale
         truth = rd.reference_number(reference)
-        reading = rd.read_number_answer(source, value, scale)
+        reading = rd.read_number_answer(source, value, scale, task.name)
         estimate = float("nan")
         extra: dict[str, float] = {}
         if reading.parse_ok:

@@ -248,9 +248,10 @@ def read_labels_answer(source: str, value: Any, label_set: LabelSet, *, single: 
     return Reading(labels, True, source, matched)
 
 
-def read_number_answer(source: str, value: Any, scale: tuple[float, float]) -> Reading:
+def read_number_answer(source: str, value: Any, scale: tuple[float, float], name: str | None = None) -> Reading:
+    """A number on `scale`; in free text, the number after a mention of `name` (the task) wins."""
     if source == "response":
-        return _from_found(find_number(value, scale), float, "no number found")
+        return _from_found(find_number(value, scale, name), float, "no number found")
     if source == "prediction" and value is not None:
         try:
             return Reading(_as_float(value, "field 'prediction'"), True, "prediction")

@@ -1,0 +1,111 @@
+"""Reading a number on a declared scale out of free text (arousal, valence, any rating).
+
+    find_number("I would assign a 3.6 on the 1-9 scale", (1, 9))  -> Found(3.6, "3.6")
+
+Phrasings accepted, on the scale 1-9 unless said (the tests use this list):
+
+    "I would assign a 3.6 on the 1-9 scale"                      3.6
+    "Score: 7/9"   "7 out of 9"   "7 / 9"                         7 (the number before /N or "out of N")
+    "On a scale from 1 to 9, I'd rate the arousal as 6.5."      6.5
+    "On a scale of 1-9: 4"                                       4
+    "The estimated arousal score is 8 on the 1-9 scale."        8
+    "6.5"   "6.5."   "seven"   "six and a half"   "seven point five"
+    "between 5 and 6"   "5-6"   "5 to 6"   "5 or 6"             5.5 (a range inside the scale: its midpoint)
+    "Arousal: 6, valence: 3"   (name="valence")                 3 (the number after the task's name)
+    "around 8."   "roughly 2"                                     8, 2
+    "-0.4" on the scale -1..1                                     -0.4
+    "70%" on the scale 0-100                                      70
+
+Rules:
+1. Scale mentions are not answers: "1-9 scale", "scale of 1 to 9", "from 1 to 9" when those are
+   the scale's bounds, "a 9-point scale", and the N of "/N" and "out of N" are removed first.
+2. With `name` (e.g. "arousal"), the first number after a mention of the name, in the same clause,
+   wins.
+3. Otherwise numbers inside the scale are preferred to numbers outside it (a tempo of 120 BPM in
+   a rating answer is not the rating); among them the first one is the answer. A number outside
+   the scale is returned only when no number inside it remains (the caller decides whether to clip).
+4. Numbers with a unit that is not the scale's ("120 BPM", "30 seconds", "4/4") are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mllm.core.parse.found import Found
+from mllm.core.parse.numerals import Numeral, find_numerals
+
+__all__ = ["find_number", "read_number"]
+
+RANGE_JOIN = re.compile(r"^\s*(?:-|–|—|to|and|or)\s*$", re.I)
+SCALE_WORD_AFTER = re.compile(r"^\s*(?:-?\s?point\s+)?(?:scale|range|rating\s+scale|likert)\b", re.I)
+SCALE_WORD_BEFORE = re.compile(r"\b(?:scale|range)\s+(?:of|from|between)\s+$", re.I)
+OUT_OF_BEFORE = re.compile(r"(?:\bout\s+of|/)\s*$", re.I)
+UNIT_AFTER = re.compile(
+    r"^\s*(?:bpm\b|b\.p\.m|beats?\b|hz\b|khz\b|db\b|s\b|sec|seconds?\b|ms\b|min(?:ute)?s?\b|bars?\b|measures?\b|years?\b|/\s*4\b|/\s*8\b|th\b|st\b|nd\b|rd\b)",
+    re.I,
+)
+LIST_MARKER = re.compile(r"(?:^|\n)\s*$")
+
+
+def _is_list_marker(text: str, numeral: Numeral) -> bool:
+    """'1. Arousal: 6' or '2) ...': an enumerator at the start of a line."""
+    return bool(LIST_MARKER.search(text[: numeral.start])) and bool(re.match(r"[.)]\s+\D", text[numeral.end :]))
+
+
+def _candidates(text: str, scale: tuple[float, float]) -> list[tuple[float, Numeral, Numeral]]:
+    """(value, first numeral, last numeral) of every number that may be the answer."""
+    low, high = scale
+    numerals = find_numerals(text)
+    out = []
+    i = 0
+    while i < len(numerals):
+        a = numerals[i]
+        b = numerals[i + 1] if i + 1 < len(numerals) else None
+        before = text[: a.start]
+        if b is not None and RANGE_JOIN.match(text[a.end : b.start]):
+            after_b = text[b.end :]
+            is_scale = (
+                SCALE_WORD_AFTER.match(after_b)
+                or SCALE_WORD_BEFORE.search(before)
+                or (a.value, b.value) == (low, high)
+            )
+            if is_scale:  # "1-9 scale", "scale of 1 to 9", "from 1 to 9"
+                i += 2
+                continue
+            if a.value < b.value and low <= a.value and b.value <= high and not UNIT_AFTER.match(after_b):
+                out.append(((a.value + b.value) / 2, a, b))  # a range of answers: its midpoint
+                i += 2
+                continue
+        i += 1
+        after = text[a.end :]
+        if OUT_OF_BEFORE.search(before) or SCALE_WORD_AFTER.match(after):
+            continue  # the N of "7/9", "out of 9", "a 9-point scale"
+        if UNIT_AFTER.match(after) or re.search(r"\d\s*/\s*$", before) or _is_list_marker(text, a):
+            continue
+        out.append((a.value, a, a))
+    return out
+
+
+def find_number(text: str, scale: tuple[float, float], name: str | None = None) -> Found[float] | None:
+    """The number the text gives on `scale` (rules in the module docstring), or None."""
+    low, high = scale
+    candidates = _candidates(text, scale)
+    if not candidates:
+        return None
+
+    def found(candidate):
+        value, first, last = candidate
+        return Found(value, text[first.start : last.end], first.start, last.end)
+
+    if name:
+        for mention in re.finditer(rf"\b{re.escape(name)}\b", text, re.I):
+            for candidate in candidates:
+                if candidate[1].start >= mention.end() and not re.search(r"[,;.\n!?]\s", text[mention.end() : candidate[1].start]):
+                    return found(candidate)
+    inside = [c for c in candidates if low <= c[0] <= high]
+    return found(inside[0] if inside else candidates[0])
+
+
+def read_number(text: str, scale: tuple[float, float], name: str | None = None) -> float | None:
+    found = find_number(text, scale, name)
+    return found.value if found else None

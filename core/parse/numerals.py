@@ -1,0 +1,114 @@
+"""Numbers as an LLM writes them: digits, decimals, signs, and English number words.
+
+    find_numerals("I'd say six and a half, maybe 7.")  -> [Numeral(6.5, "six and a half"), Numeral(7.0, "7")]
+
+Accepted forms (the tests use this list):
+
+    "7"  "7.25"  ".5"  "-0.5"  "−0.5" (Unicode minus)  "+3"  "1,200" (thousands)  "3.6e2" is NOT read
+    "seven"  "twenty-one"  "one hundred and twenty"  "a hundred"  "six and a half"
+    "seven point five"  "half"  "zero"
+
+No library in the project's stack reads number words (word2number and similar packages read only
+whole numbers and would be one more dependency for a few lines), so this small reader is written
+by hand. The word "one" is read as a number only when it is not a pronoun ("this one", "one of").
+A minus sign counts only where it cannot be a range dash: "1-9" is two numbers, 1 and 9.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Numeral", "find_numerals", "words_to_number"]
+
+
+@dataclass(frozen=True)
+class Numeral:
+    value: float
+    text: str
+    start: int
+    end: int
+    is_word: bool = False
+
+
+UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}
+TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+SCALES = {"hundred": 100, "thousand": 1000}
+_WORD = "|".join(sorted([*UNITS, *TENS, *SCALES], key=len, reverse=True))
+
+# Digits: not glued to a letter or another number; a leading sign only after a space, a bracket,
+# a colon or the start (so "1-9" is a range, not 1 and -9).
+DIGITS_RE = re.compile(
+    r"(?<![\w.])(?:(?<=^)|(?<=[\s(\[:=,;~]))?(?P<sign>[-−+](?=[.\d]))?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?|\.\d+)(?![\d])"
+)
+# A run of number words ("one hundred and twenty", "six and a half", "seven point five").
+WORDS_RE = re.compile(
+    rf"\b(?:(?:{_WORD})\b(?:[\s-]+(?:and\s+)?(?:a\s+half|(?:{_WORD})\b|point\s+(?:(?:{_WORD})\b\s*)+))*"
+    rf"|a\s+(?:hundred|thousand)\b(?:[\s-]+(?:and\s+)?(?:{_WORD})\b)*|half\b)",
+    re.IGNORECASE,
+)
+PRONOUN_BEFORE_ONE = re.compile(r"\b(?:this|that|the|which|each|every|any|no|a|another|only|last|first|next)\s+$", re.I)
+
+
+def words_to_number(text: str) -> float | None:
+    """The value of a run of number words, or None if it does not make one number."""
+    words = re.findall(r"[a-z]+", text.lower())
+    if not words:
+        return None
+    if words == ["half"]:
+        return 0.5
+    total, current, seen = 0.0, 0.0, False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in UNITS:
+            current += UNITS[word]
+        elif word in TENS:
+            current += TENS[word]
+        elif word == "hundred":
+            current = (current or 1) * 100
+        elif word == "thousand":
+            total += (current or 1) * 1000
+            current = 0
+        elif word == "and" and words[i + 1 : i + 3] == ["a", "half"]:
+            current += 0.5
+            i += 2
+        elif word in ("and", "a"):
+            pass
+        elif word == "point":
+            digits = [UNITS.get(w) for w in words[i + 1 :]]
+            if not digits or any(d is None or d > 9 for d in digits):
+                return None
+            return total + current + float("0." + "".join(str(d) for d in digits))
+        else:
+            return None
+        seen = True
+        i += 1
+    return total + current if seen else None
+
+
+def find_numerals(text: str) -> list[Numeral]:
+    """Every number in `text`, in reading order, with its span."""
+    found: list[Numeral] = []
+    for match in DIGITS_RE.finditer(text):
+        number = match.group("num").replace(",", "")
+        value = float(number)
+        if match.group("sign") in ("-", "−"):
+            value = -value
+        found.append(Numeral(value, match.group(0), match.start(), match.end()))
+    for match in WORDS_RE.finditer(text):
+        words = match.group(0)
+        if words.lower() == "one" and (
+            PRONOUN_BEFORE_ONE.search(text[: match.start()]) or re.match(r"\s+(?:of|another)\b", text[match.end() :], re.I)
+        ):
+            continue
+        value = words_to_number(words)
+        if value is not None:
+            found.append(Numeral(value, words, match.start(), match.end(), is_word=True))
+    found.sort(key=lambda n: n.start)
+    return found

@@ -1,0 +1,100 @@
+"""core.parse.numbers and core.parse.numerals: ratings on a scale, number words, scale mentions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mllm.core.parse.numbers import find_number, read_number
+from mllm.core.parse.numerals import find_numerals, words_to_number
+
+NINE = (1.0, 9.0)
+PHRASINGS = [
+    ("I would assign a 3.6 on the 1-9 scale", NINE, None, 3.6),
+    ("Score: 7/9", NINE, None, 7),
+    ("7 out of 9", NINE, None, 7),
+    ("7 / 9", NINE, None, 7),
+    ("On a scale from 1 to 9, I'd rate the arousal as 6.5.", NINE, None, 6.5),
+    ("On a scale of 1-9: 4", NINE, None, 4),
+    ("The estimated arousal score is 8 on the 1-9 scale.", NINE, None, 8),
+    ("The estimated arousal score of the given music is 2.", NINE, "arousal", 2),
+    ("6.5", NINE, None, 6.5),
+    ("6.5.", NINE, None, 6.5),
+    ("seven", NINE, None, 7),
+    ("six and a half", NINE, None, 6.5),
+    ("seven point five", NINE, None, 7.5),
+    ("between 5 and 6", NINE, None, 5.5),
+    ("5-6", NINE, None, 5.5),
+    ("5 to 6", NINE, None, 5.5),
+    ("5 or 6", NINE, None, 5.5),
+    ("Arousal: 6, valence: 3", NINE, "valence", 3),
+    ("Arousal: 6, valence: 3", NINE, "arousal", 6),
+    ("Valence is 3 and arousal is 8", NINE, "arousal", 8),
+    ("around 8.", NINE, None, 8),
+    ("roughly 2", NINE, None, 2),
+    ("-0.4", (-1.0, 1.0), None, -0.4),
+    ("70%", (0.0, 100.0), None, 70),
+    ("The tempo is 120 BPM so the arousal is 6", NINE, None, 6),
+    ("1. Arousal: 6", NINE, None, 6),
+    ("A 9-point scale: 3", NINE, None, 3),
+    ("on a scale from 1 to 9 I give it 2", NINE, None, 2),
+    ("I'd rate it 12", NINE, None, 12),  # outside the scale: returned, the caller clips and counts
+    ("I would rate it 4 out of 9.", NINE, None, 4),
+    ("This one deserves a 7.", NINE, None, 7),
+]
+
+NO_NUMBER = ["Hard to say.", "I cannot estimate the arousal of this clip.", "On a scale of 1 to 9.", ""]
+
+
+@pytest.mark.parametrize("text, scale, name, value", PHRASINGS)
+def test_phrasings(text, scale, name, value):
+    assert read_number(text, scale, name) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", NO_NUMBER)
+def test_no_number(text):
+    assert find_number(text, NINE) is None
+
+
+@pytest.mark.parametrize(
+    "words, value",
+    [("seven", 7), ("twenty-one", 21), ("one hundred and twenty", 120), ("a hundred", 100), ("six and a half", 6.5),
+     ("seven point five", 7.5), ("half", 0.5), ("zero", 0), ("two thousand and five", 2005), ("banana", None)],
+)
+def test_number_words(words, value):
+    assert words_to_number(words) == value
+
+
+def test_numerals_keep_ranges_and_signs_apart():
+    assert [n.value for n in find_numerals("on the 1-9 scale, -0.5")] == [1, 9, -0.5]
+    assert [n.value for n in find_numerals("1,200 and 3.6")] == [1200, 3.6]
+    assert [n.value for n in find_numerals("(−2.5)")] == [-2.5]
+    assert find_numerals("v1.2") == []  # a version, glued to a letter
+    assert find_numerals("this one is fine") == []  # "one" as a pronoun
+
+
+TEMPLATES = [
+    "{v}",
+    "I would assign a {v} on the 1-9 scale",
+    "Score: {v}/9",
+    "{v} out of 9",
+    "On a scale from 1 to 9, I'd rate the arousal as {v}.",
+    "The estimated arousal score is {v} on the 1-9 scale.",
+    "Arousal: {v} (the song is quite lively at 128 BPM)",
+]
+
+
+@given(value=st.floats(min_value=1, max_value=9).map(lambda x: round(x, 2)), template=st.sampled_from(TEMPLATES))
+def test_any_value_in_any_phrasing(value, template):
+    text = template.format(v=f"{value:g}")
+    assert read_number(text, NINE) == pytest.approx(value), text
+    assert read_number(text, NINE, "arousal") == pytest.approx(value), text
+
+
+@given(low=st.integers(-10, 10), width=st.integers(1, 100), data=st.data())
+def test_scale_mentions_are_never_the_answer(low, width, data):
+    high = low + width
+    value = data.draw(st.integers(low, high).filter(lambda v: v not in (low, high)))
+    text = f"On a scale from {low} to {high}, I would say {value}."
+    assert read_number(text, (low, high)) == value
