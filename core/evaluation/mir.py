@@ -57,6 +57,8 @@ class EvalOptions:
     standardize: frozenset[str] = frozenset()  # tasks whose references are z-scores (CMI-Bench EMO)
     labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task -> label set
     synonyms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    match: str = "text"  # classification answers: "text" (labels named) or "embedding" (nearest label)
+    embedding_model: str | None = None  # local sentence-transformers folder for match="embedding"
     descending_fifths: bool = False
     tempo_tolerance: float = 0.04
     beat_trim: float = 0.0
@@ -144,6 +146,18 @@ class MirEvaluator:
         self.tasks: dict[str, TaskScores] = {}
         self.n_records = 0
         self.n_failed = 0
+        self._matcher = None
+
+    @property
+    def matcher(self):
+        """The embedding matcher of `--match embedding`, loaded on first use (None for text matching)."""
+        if self.options.match != "embedding":
+            return None
+        if self._matcher is None:
+            from mllm.core.parse.label_embedding import EmbeddingMatcher
+
+            self._matcher = EmbeddingMatcher(self.options.embedding_model)
+        return self._matcher
 
     # -- one record
 
@@ -244,7 +258,7 @@ class MirEvaluator:
         refs = rd.reference_labels(reference, label_set)
         if len(refs) != 1:
             raise TaskError(f"field 'reference' must hold one label for a classification task, got {refs}")
-        reading = rd.read_labels_answer(source, value, label_set, single=True)
+        reading = rd.read_labels_answer(source, value, label_set, single=True, matcher=self.matcher)
         task.references.append(refs[0])
         task.predictions.append(reading.value)
         return reading, {"accuracy": float(reading.value == refs[0])}, {}

@@ -97,6 +97,7 @@ def evaluate(
         result["cmi_bench_task"] = main.task
     if other is not None:
         other_evaluator = MirEvaluator(options, label_sets)
+        other_evaluator._matcher = evaluator._matcher  # one embedding model for both systems
         for record in other.records():
             other_evaluator.score(record)
         result["comparison"] = {

@@ -225,8 +225,17 @@ def read_chords_answer(source: str, value: Any, duration: float | None) -> Readi
     return Reading(None, False, source, reason="no answer")
 
 
-def read_labels_answer(source: str, value: Any, label_set: LabelSet, *, single: bool) -> Reading:
-    """Labels of the set named in the answer. For a single-label task exactly one must be named."""
+def read_labels_answer(source: str, value: Any, label_set: LabelSet, *, single: bool, matcher=None) -> Reading:
+    """Labels of the set named in the answer. For a single-label task exactly one must be named.
+
+    With `matcher` (an EmbeddingMatcher), a single-label free-text answer takes the nearest label
+    by text embedding instead (LLark's protocol): every non-empty answer gets a label.
+    """
+    if source == "response" and single and matcher is not None:
+        found = matcher.nearest(value, label_set)
+        if found is None:
+            return Reading(None, False, source, reason="empty answer")
+        return Reading(found.value, True, source, found.text)
     if source == "response":
         found = find_labels(value, label_set)
         labels = [f.value for f in found]
