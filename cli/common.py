@@ -6,12 +6,13 @@ Exit codes: 0 = every record done; 1 = some records failed (error records were w
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from collections.abc import Iterator
 
+import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mllm.core.io.errors import StreamSummary
@@ -31,9 +32,32 @@ ALLOW_ERRORS_HELP = "Exit 0 even when some records failed (they are still writte
 
 
 def fail(message: str) -> typer.Exit:
-    """Print a one-line error on stderr; `raise fail(...)` exits with code 2."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a one-line error on stderr; `raise fail(...)` exits with code 2.
+
+    The message is printed as it is (no Rich markup: "pip install 'mllm[meteor]'" keeps its brackets).
+    """
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(EXIT_CANNOT_RUN)
+
+
+def finish_report(result: dict, *, output: str | None, per_item: bool, table, summary: StreamSummary, allow_errors: bool) -> None:
+    """End of an evaluation command: the JSON summary (unless records were written per item),
+    the Rich table on stderr when one is given, the counts, the exit code."""
+    if not per_item:
+        write_json(result, output)
+    if table is not None:
+        console.print(table)
+    finish(summary, allow_errors)
+
+
+def write_json(result: dict, output: str | None) -> None:
+    """Write one JSON document (a command's summary) to `output`, or to stdout when None or '-'."""
+    data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+    if output and output != "-":
+        with open(output, "wb") as handle:
+            handle.write(data)
+    else:
+        typer.get_binary_stream("stdout").write(data)
 
 
 @contextmanager

@@ -5,12 +5,10 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Optional
 
-import orjson
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, finish, progress, stream_errors
+from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, progress, stream_errors, finish_report
 from mllm.core.evaluation.captions import METRIC_GROUPS, CaptionOptions, check_options, evaluate, open_input
 from mllm.core.evaluation.cmi_bench import CmiBenchError
 from mllm.core.io.errors import StreamSummary
@@ -71,13 +69,13 @@ def command(
     try:
         options = check_options(options)
     except (ValueError, MissingResource) as exc:
-        raise fail(escape(str(exc))) from None  # escaped: "mllm[meteor]" is not Rich markup
+        raise fail(str(exc)) from None
     summary = StreamSummary("eval-caption")
     with ExitStack() as stack, stream_errors():
         try:
             source = open_input(input, stack, cmi_bench=cmi_bench)
         except CmiBenchError as exc:
-            raise fail(escape(str(exc))) from None
+            raise fail(str(exc)) from None
         if source.cmi_bench:
             task = source.cmi_bench_task or "task not named"
             console.print(f"reading {input} as a CMI-Bench caption result file ({task})", highlight=False, markup=False)
@@ -90,17 +88,11 @@ def command(
                     note=lambda what: bar.update(step, description=what),
                 )
             except (MissingResource, RuntimeError) as exc:
-                raise fail(escape(str(exc))) from None
-    if not per_item:
-        data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
-        if output and output != "-":
-            with open(output, "wb") as handle:
-                handle.write(data)
-        else:
-            typer.get_binary_stream("stdout").write(data)
-    if table:
-        console.print(render_table(result))
-    finish(summary, allow_errors)
+                raise fail(str(exc)) from None
+    finish_report(
+        result, output=output, per_item=per_item, table=render_table(result) if table else None,
+        summary=summary, allow_errors=allow_errors,
+    )
 
 
 def render_table(result: dict) -> Table:

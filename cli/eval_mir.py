@@ -15,9 +15,9 @@ from mllm.cli.common import (
     INPUT_HELP,
     console,
     fail,
-    finish,
     progress,
     stream_errors,
+    finish_report,
 )
 from mllm.core.evaluation.cmi_bench import CmiBenchError
 from mllm.core.evaluation.mir import EvalOptions
@@ -138,16 +138,10 @@ def command(
                 result = evaluate(main, options, write=writer.write if writer else None, other=other, summary=summary)
             except EmbeddingUnavailable as exc:
                 raise fail(str(exc)) from None
-    if not per_item:
-        data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
-        if output and output != "-":
-            with open(output, "wb") as handle:
-                handle.write(data)
-        else:
-            typer.get_binary_stream("stdout").write(data)
-    if table:
-        console.print(render_table(result))
-    finish(summary, allow_errors)
+    finish_report(
+        result, output=output, per_item=per_item, table=render_table(result) if table else None,
+        summary=summary, allow_errors=allow_errors,
+    )
 
 
 def render_table(result: dict) -> Table:

@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from mllm.core.evaluation.cmi_bench import CmiBenchError, read_cmi_bench, task_from_file_name
-from mllm.core.evaluation.mir_files import looks_like_cmi_bench, spool_stdin
+from mllm.core.evaluation.cmi_bench import CmiBenchError, looks_like_cmi_bench, read_cmi_bench, task_from_file_name
 from mllm.core.io.errors import Record, RecordError, StreamSummary, has_error, with_error
-from mllm.core.io.records import read_records
+from mllm.core.io.records import read_records, spool_stdin
 from mllm.core.metrics import captions as metrics
 from mllm.core.metrics.bootstrap import bootstrap_intervals
 
@@ -258,9 +257,10 @@ def open_input(path: str, stack: ExitStack, *, cmi_bench: bool | None = None) ->
     refused with a pointer to `mllm eval-mir`.
     """
     real = spool_stdin(stack) if path == "-" else path
+    shown = "<stdin>" if path == "-" else path  # the name error messages give
     is_cmi = looks_like_cmi_bench(real) if cmi_bench is None else cmi_bench
     if not is_cmi:
-        return CaptionInput(path, lambda: read_records(real), False)
+        return CaptionInput(path, lambda: read_records(real, name=shown), False)
     try:
         task = task_from_file_name(path) if path != "-" else None
     except CmiBenchError:
@@ -270,7 +270,7 @@ def open_input(path: str, stack: ExitStack, *, cmi_bench: bool | None = None) ->
             f"{Path(path).name} is a CMI-Bench {task} result file, not captioning "
             f"({', '.join(CMI_BENCH_CAPTION_TASKS)}): score it with `mllm eval-mir`"
         )
-    return CaptionInput(path, lambda: read_cmi_bench(real, "caption"), True, task)
+    return CaptionInput(path, lambda: read_cmi_bench(real, "caption", shown), True, task)
 
 
 # ---------------------------------------------------------------- the command's work

@@ -93,9 +93,16 @@ def resolve_task(path: str | Path, task: str | None) -> tuple[str, bool]:
     return name, False  # an mllm task name given directly
 
 
-def read_cmi_bench(path: str | Path, task: str) -> Iterator[Record]:
+def looks_like_cmi_bench(path: str | Path) -> bool:
+    """True when the first record has CMI-Bench's `correct_answer` and no `id`."""
+    for record in read_records(path, require_id=False):
+        return "correct_answer" in record and "id" not in record
+    return False
+
+
+def read_cmi_bench(path: str | Path, task: str, name: str | None = None) -> Iterator[Record]:
     """Records of a CMI-Bench result file, all of `task` (an mllm task name)."""
-    for index, item in enumerate(read_records(path, require_id=False)):
+    for index, item in enumerate(read_records(path, require_id=False, name=name)):
         if has_error(item):
             yield item
             continue

@@ -7,19 +7,16 @@ file; memory stays flat either way. The summary keeps a few numbers per item, no
 
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any
 
-from mllm.core.evaluation.cmi_bench import read_cmi_bench, resolve_task
+from mllm.core.evaluation.cmi_bench import looks_like_cmi_bench, read_cmi_bench, resolve_task
 from mllm.core.evaluation.mir import EvalOptions, MirEvaluator, collect_label_sets, compare
 from mllm.core.io.errors import Record, StreamSummary
-from mllm.core.io.records import read_records
+from mllm.core.io.records import read_records, spool_stdin
 
 
 @dataclass
@@ -33,33 +30,19 @@ class MirInput:
     standardized_reference: bool = False
 
 
-def spool_stdin(stack: ExitStack) -> str:
-    """Copy stdin to a temporary file (deleted at the end) so it can be read twice."""
-    spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="mllm-eval-", suffix=".stdin"))
-    shutil.copyfileobj(sys.stdin.buffer, spool)
-    spool.flush()
-    return spool.name
-
-
-def looks_like_cmi_bench(path: str) -> bool:
-    """True when the first record has CMI-Bench's `correct_answer` and no `id`."""
-    for record in read_records(path, require_id=False):
-        return "correct_answer" in record and "id" not in record
-    return False
-
-
 def open_input(path: str, stack: ExitStack, *, cmi_bench: bool | None, task: str | None) -> MirInput:
     """Prepare an input for (possibly) several passes; CMI-Bench files are detected when not told."""
     real = spool_stdin(stack) if path == "-" else path
+    shown = "<stdin>" if path == "-" else path  # the name error messages give
     is_cmi = looks_like_cmi_bench(real) if cmi_bench is None else cmi_bench
     if is_cmi:
         if task is None and path == "-":
             raise ValueError("a CMI-Bench file on stdin needs --task (a file's name tells the task otherwise)")
         name, standardized = resolve_task(path, task)
-        return MirInput(path, lambda: read_cmi_bench(real, name), True, name, standardized)
+        return MirInput(path, lambda: read_cmi_bench(real, name, shown), True, name, standardized)
     if task:
-        return MirInput(path, lambda: _with_task(read_records(real), task), False, task)
-    return MirInput(path, lambda: read_records(real), False)
+        return MirInput(path, lambda: _with_task(read_records(real, name=shown), task), False, task)
+    return MirInput(path, lambda: read_records(real, name=shown), False)
 
 
 def _with_task(records: Iterator[Record], task: str) -> Iterator[Record]:

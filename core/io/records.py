@@ -13,8 +13,11 @@ JSONL) unless given. Stdout carries records only.
 from __future__ import annotations
 
 import io
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
@@ -34,14 +37,16 @@ def _stdin() -> IO[bytes]:
     return sys.stdin.buffer
 
 
-def read_records(source: str | Path = "-", *, require_id: bool = True) -> Iterator[Record]:
+def read_records(source: str | Path = "-", *, require_id: bool = True, name: str | None = None) -> Iterator[Record]:
     """Records from a path or '-' (stdin), JSONL, JSON array or Parquet, detected from the bytes.
 
     A malformed line or record becomes an error record (see jsonl.py); a stream that cannot be
-    read at all raises RecordStreamError with a message naming the file.
+    read at all raises RecordStreamError with a message naming the file (`name` when given, e.g.
+    "<stdin>" for a spooled copy of stdin).
     """
-    name = "<stdin>" if str(source) == "-" else str(source)
-    if str(source) == "-":
+    stdin = str(source) == "-"
+    name = name or ("<stdin>" if stdin else str(source))
+    if stdin:
         stream: IO[bytes] = _stdin()
     else:
         try:
@@ -55,15 +60,27 @@ def read_records(source: str | Path = "-", *, require_id: bool = True) -> Iterat
         try:
             if head == PARQUET_MAGIC:
                 # Parquet needs random access: a path is read in place, stdin is held in memory.
-                parquet_source = str(source) if name != "<stdin>" else io.BytesIO(stream.read())
+                parquet_source = io.BytesIO(stream.read()) if stdin else str(source)
                 yield from read_parquet(parquet_source, name)
             else:
                 yield from read_jsonl(stream, name, require_id=require_id)
         except (ParquetReadError, ValueError) as exc:
             raise RecordStreamError(str(exc)) from exc
     finally:
-        if name != "<stdin>":
+        if not stdin:
             stream.close()
+
+
+def spool_stdin(stack: ExitStack) -> str:
+    """Copy stdin to a temporary file (deleted when `stack` closes) so it can be read twice.
+
+    Commands that need two passes (a corpus statistic first, then per-record output) read stdin
+    this way; memory stays flat. Read the copy with `read_records(path, name="<stdin>")`.
+    """
+    spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="mllm-", suffix=".stdin"))
+    shutil.copyfileobj(_stdin(), spool)
+    spool.flush()
+    return spool.name
 
 
 def output_format(dest: str | Path, fmt: str | None = None) -> str:
