@@ -164,6 +164,16 @@ def test_stdin_input(tmp_path):
     assert orjson.loads(result.stdout)["n_records"] == len(MIXED)
 
 
+def test_stdin_errors_name_stdin_and_the_line(tmp_path):
+    data = orjson.dumps(MIXED[0]) + b"\n" + b"{not json\n" + orjson.dumps(MIXED[1]) + b"\n"
+    result = runner.invoke(app, ["eval-mir", "-", "--per-item", "--bootstrap", "0"], input=data)
+    assert result.exit_code == 1  # one record failed
+    records = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 3 and [r.get("error") is None for r in records] == [True, False, True]
+    message = records[1]["error"]["message"]
+    assert message.startswith("<stdin>:2: not valid JSON")  # the line, not the temporary copy
+
+
 def test_unreadable_input_exits_2(tmp_path):
     result = runner.invoke(app, ["eval-mir", str(tmp_path / "missing.jsonl")])
     assert result.exit_code == 2 and "cannot open" in result.stderr
