@@ -40,7 +40,7 @@ from mllm.core.metrics import classification as class_metrics
 from mllm.core.metrics import key as key_metrics
 from mllm.core.metrics import regression as regression_metrics
 from mllm.core.metrics import tempo as tempo_metrics
-from mllm.core.metrics.bootstrap import bootstrap_interval, clopper_pearson, paired_difference
+from mllm.core.metrics.bootstrap import bootstrap_interval, bootstrap_intervals, clopper_pearson, paired_difference
 from mllm.core.parse.labels import LabelSet
 
 STAGE = "eval-mir"
@@ -327,9 +327,37 @@ class MirEvaluator:
             out["scale"] = list(task.scale) if task.scale else None
         out.update(notes)
         out["metrics"] = {}
+        if task.kind == "regression":
+            out["metrics"] = self._regression_entries(task)
+            return out
         for metric, (statistic, size) in statistics.items():
             out["metrics"][metric] = self._metric_entry(statistic, size, metric in proportions)
         return out
+
+    def _regression_entries(self, task: TaskScores) -> dict[str, dict]:
+        """The six regression metrics with intervals from ONE bootstrap on shared resamples.
+
+        Same intervals as six separate bootstraps with the same seed, about 3 x faster
+        (regression.metrics_over_items).
+        """
+        y_true, y_pred = regression_arrays(task, self.options, {})
+        statistic = regression_metrics.metrics_over_items(y_true, y_pred)
+        index = np.arange(y_true.size)
+        values = statistic(index) if y_true.size else np.full(len(regression_metrics.METRICS), np.nan)
+        intervals = [None] * len(values)
+        if self.options.n_resamples > 0:
+            intervals = bootstrap_intervals(
+                statistic, (index,), n_resamples=self.options.n_resamples,
+                confidence=self.options.confidence, seed=self.options.seed,
+            ) if y_true.size else [None] * len(values)
+        entries = {}
+        for metric, value, interval in zip(regression_metrics.METRICS, values, intervals):
+            entries[metric] = {
+                "value": float(value),
+                "low": interval.low if interval else None,
+                "high": interval.high if interval else None,
+            }
+        return entries
 
     def _metric_entry(self, statistic: Callable[[np.ndarray], np.ndarray], size: int, proportion: bool) -> dict:
         index = np.arange(size)
@@ -366,6 +394,19 @@ def _rowwise(function: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], 
 def _mean_of(values: Iterable[float]) -> Callable[[np.ndarray], np.ndarray]:
     array = np.asarray(list(values), dtype=float)
     return lambda index: array[index].mean(axis=-1)
+
+
+def regression_arrays(task: TaskScores, options: EvalOptions, notes: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true, y_pred) of the items answered with a number; predictions z-scored when asked."""
+    y_true = np.asarray(task.y_true, float)
+    y_pred = np.asarray(task.y_pred, float)
+    keep = np.isfinite(y_pred)
+    y_true, y_pred = y_true[keep], y_pred[keep]
+    if task.name in options.standardize and y_pred.size > 1:
+        std = y_pred.std()
+        y_pred = (y_pred - y_pred.mean()) / std if std > 0 else y_pred - y_pred.mean()
+        notes["prediction_transform"] = "z-score over the parsed predictions (references are z-scores)"
+    return y_true, y_pred
 
 
 def task_statistics(task: TaskScores, options: EvalOptions):
@@ -417,19 +458,9 @@ def task_statistics(task: TaskScores, options: EvalOptions):
         notes["labels"] = label_list
         return stats, set(), notes
     if task.kind == "regression":
-        y_true = np.asarray(task.y_true, float)
-        y_pred = np.asarray(task.y_pred, float)
-        keep = np.isfinite(y_pred)
-        y_true, y_pred = y_true[keep], y_pred[keep]
-        if task.name in options.standardize and y_pred.size > 1:
-            std = y_pred.std()
-            y_pred = (y_pred - y_pred.mean()) / std if std > 0 else y_pred - y_pred.mean()
-            notes["prediction_transform"] = "z-score over the parsed predictions (references are z-scores)"
-        vectorised = regression_metrics.VECTORISED
-        stats = {
-            metric: ((lambda i, f=function: f(y_true[i], y_pred[i])), int(y_true.size))
-            for metric, function in vectorised.items()
-        }
+        y_true, y_pred = regression_arrays(task, options, notes)
+        by_metric = regression_metrics.statistics_over_items(y_true, y_pred)
+        stats = {metric: (by_metric[metric], int(y_true.size)) for metric in regression_metrics.METRICS}
         return stats, set(), notes
     raise TaskError(f"unknown task kind {task.kind!r}")
 
