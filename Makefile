@@ -16,7 +16,7 @@ TORCH ?= torch==2.13.0
 
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet '$(TORCH)'
-	$(BIN)/python -m pip install --quiet -e '.[dev,meteor,embedding]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,meteor,embedding,bertscore]'
 
 test: $(BIN)/python
 	$(BIN)/python -m pytest -q
