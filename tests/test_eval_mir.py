@@ -146,6 +146,39 @@ def test_tagging_with_synonyms(tmp_path):
     assert task["labels"] == ["drums", "piano", "vocals"]
 
 
+def test_tagging_with_scores_gives_ranking_metrics(tmp_path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    labels = ["drums", "piano", "vocals"]
+    truth = np.array([[1, 1, 0], [0, 0, 1], [0, 1, 1], [1, 0, 0]])
+    score = np.array([[0.9, 0.6, 0.2], [0.1, 0.3, 0.8], [0.4, 0.7, 0.45], [0.3, 0.2, 0.1]])
+    records = [
+        {"id": str(i), "task": "tags", "reference": [l for l, t in zip(labels, row) if t],
+         "prediction": {"tags": dict(zip(labels, map(float, scores)))}}
+        for i, (row, scores) in enumerate(zip(truth, score))
+    ]
+    task = orjson.loads(invoke(write_jsonl(tmp_path / "in.jsonl", records), "--bootstrap", "20").stdout)["tasks"]["tags"]
+    assert task["ranking"] == "from the predicted scores"
+    assert task["metrics"]["roc_auc"]["value"] == pytest.approx(roc_auc_score(truth, score, average="macro"))
+    assert task["metrics"]["pr_auc"]["value"] == pytest.approx(average_precision_score(truth, score, average="macro"))
+    # labels at >= 0.5: {drums, piano}, {vocals}, {piano}, {} -> tp 4, fp 0, fn 2
+    assert task["metrics"]["precision_micro"]["value"] == pytest.approx(1.0)
+    assert task["metrics"]["recall_micro"]["value"] == pytest.approx(4 / 6)
+    higher = orjson.loads(invoke(write_jsonl(tmp_path / "in.jsonl", records), "--bootstrap", "0", "--tag-threshold", "0.85").stdout)
+    assert higher["tasks"]["tags"]["metrics"]["recall_micro"]["value"] == pytest.approx(1 / 6)  # only drums of item 0
+
+
+def test_tagging_label_outside_the_references_is_a_false_positive(tmp_path):
+    records = [
+        {"id": "1", "task": "instruments", "response": "piano and guitar", "reference": ["piano"]},
+        {"id": "2", "task": "instruments", "response": "drums", "reference": ["drums"]},
+    ]
+    path = write_jsonl(tmp_path / "in.jsonl", records)
+    task = orjson.loads(invoke(path, "--bootstrap", "0", "--labels", "instruments=piano,drums,guitar").stdout)["tasks"]["instruments"]
+    assert task["labels"] == ["drums", "guitar", "piano"]
+    assert task["metrics"]["precision_micro"]["value"] == pytest.approx(2 / 3)  # guitar is a false positive
+
+
 def test_parquet_in_and_out(tmp_path):
     source = tmp_path / "in.parquet"
     with RecordWriter(source) as writer:

@@ -60,6 +60,7 @@ class EvalOptions:
     match: str = "text"  # classification answers: "text" (labels named) or "embedding" (nearest label)
     embedding_model: str | None = None  # local sentence-transformers folder for match="embedding"
     descending_fifths: bool = False
+    tag_threshold: float = 0.5  # tagging predictions given as scores: labels scoring at least this
     tempo_tolerance: float = 0.04
     beat_trim: float = 0.0
     chord_comparisons: tuple[str, ...] = ("root", "majmin", "mirex", "thirds", "triads", "sevenths")
@@ -126,6 +127,8 @@ class TaskScores:
     clipped: int = 0
     references: list[Any] = field(default_factory=list)  # classification: label; tagging: labels
     predictions: list[Any] = field(default_factory=list)
+    label_scores: list[dict[str, float] | None] = field(default_factory=list)  # tagging: scores per label, if given
+    labels: tuple[str, ...] = ()  # tagging: the task's label set
     scale: tuple[float, float] | None = None
 
     def add(self, record_id: str, reading: rd.Reading, scores: Mapping[str, float]) -> None:
@@ -266,10 +269,12 @@ class MirEvaluator:
     def _score_tagging(self, task, record, reference, source, value):
         label_set = self._label_set(task.name)
         refs = rd.reference_labels(reference, label_set)
-        reading = rd.read_labels_answer(source, value, label_set, single=False)
+        reading = rd.read_labels_answer(source, value, label_set, single=False, threshold=self.options.tag_threshold)
         predicted = reading.value or []
+        task.labels = task.labels or label_set.labels
         task.references.append(refs)
         task.predictions.append(predicted)
+        task.label_scores.append(reading.label_scores)
         hits = len(set(refs) & set(predicted))
         precision = hits / len(predicted) if predicted else 0.0
         recall = hits / len(refs) if refs else 0.0
@@ -443,18 +448,32 @@ def task_statistics(task: TaskScores, options: EvalOptions):
         notes["labels"] = labels
         return stats, {"accuracy"}, notes
     if task.kind == "tagging":
-        label_list = sorted({label for refs in task.references for label in refs})
+        # Columns: the label set (so a predicted label no reference holds is a false positive).
+        label_list = sorted(set(task.labels) | {label for refs in task.references for label in refs})
         column = {label: j for j, label in enumerate(label_list)}
         y_true = np.zeros((n, len(label_list)), dtype=int)
         y_pred = np.zeros((n, len(label_list)), dtype=int)
         for i, (refs, preds) in enumerate(zip(task.references, task.predictions)):
             y_true[i, [column[label] for label in refs]] = 1
             y_pred[i, [column[label] for label in preds if label in column]] = 1
-        full = class_metrics.multilabel_report(y_true, y_pred, labels=label_list)
+        # Ranking metrics from scores only when every item came with scores (a label it did not
+        # score counts as 0); otherwise the *_binary AUCs on the 0/1 answers.
+        y_score = None
+        if n and all(scores is not None for scores in task.label_scores):
+            y_score = np.zeros((n, len(label_list)))
+            for i, scores in enumerate(task.label_scores):
+                for label, score in scores.items():
+                    y_score[i, column[label]] = score
+            notes["ranking"] = "from the predicted scores"
+        full = class_metrics.multilabel_report(y_true, y_pred, y_score, labels=label_list)
+
+        def report_of(index, metric):
+            return class_metrics.multilabel_report(y_true[index], y_pred[index], None if y_score is None else y_score[index])[metric]
+
         stats = {}
         for metric, value in full.items():
             if isinstance(value, float):
-                stats[metric] = (_rowwise(lambda i, m=metric: class_metrics.multilabel_report(y_true[i], y_pred[i])[m]), n)
+                stats[metric] = (_rowwise(lambda i, m=metric: report_of(i, m)), n)
         notes["labels"] = label_list
         return stats, set(), notes
     if task.kind == "regression":
@@ -542,5 +561,7 @@ def _subset(task: TaskScores, positions: list[int]) -> TaskScores:
         y_pred=pick(task.y_pred) if task.y_pred else [],
         references=pick(task.references) if task.references else [],
         predictions=pick(task.predictions) if task.predictions else [],
+        label_scores=pick(task.label_scores) if task.label_scores else [],
+        labels=task.labels,
         scale=task.scale,
     )

@@ -36,6 +36,7 @@ class Reading:
     read_from: str  # "prediction", "response" or "none"
     matched: str | None = None  # the text that decided the reading
     reason: str | None = None  # why nothing usable was read ("no key found", "several labels", ...)
+    label_scores: dict[str, float] | None = None  # tagging: a score per label, when the prediction gave them
 
 
 # ---------------------------------------------------------------- references
@@ -225,8 +226,13 @@ def read_chords_answer(source: str, value: Any, duration: float | None) -> Readi
     return Reading(None, False, source, reason="no answer")
 
 
-def read_labels_answer(source: str, value: Any, label_set: LabelSet, *, single: bool, matcher=None) -> Reading:
+def read_labels_answer(
+    source: str, value: Any, label_set: LabelSet, *, single: bool, matcher=None, threshold: float = 0.5
+) -> Reading:
     """Labels of the set named in the answer. For a single-label task exactly one must be named.
+
+    A tagging prediction may be a mapping label -> score: the labels scoring >= `threshold` are
+    predicted and the scores are kept (`label_scores`) for the ranking metrics.
 
     With `matcher` (an EmbeddingMatcher), a single-label free-text answer takes the nearest label
     by text embedding instead (LLark's protocol): every non-empty answer gets a label.
@@ -240,6 +246,16 @@ def read_labels_answer(source: str, value: Any, label_set: LabelSet, *, single: 
         found = find_labels(value, label_set)
         labels = [f.value for f in found]
         matched = "; ".join(f.text for f in found) or None
+    elif source == "prediction" and isinstance(value, Mapping) and not single:
+        # {"piano": 0.92, "drums": 0.10}: scores per label (a tagger's output); the labels are
+        # those scoring at least `threshold`, the scores feed ROC-AUC / PR-AUC.
+        scores = {}
+        for name, score in value.items():
+            canonical = label_set.canonical(str(name))
+            if canonical is not None:
+                scores[canonical] = _as_float(score, f"field 'prediction' (score of {name!r})")
+        labels = [label for label, score in scores.items() if score >= threshold]
+        return Reading(labels, True, source, label_scores=scores)
     elif source == "prediction" and value is not None:
         raw = [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else []
         labels = [c for c in (label_set.canonical(str(v)) for v in raw) if c is not None]
