@@ -34,8 +34,10 @@ def command(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
 ) -> None:
-    """Score generated captions against one or several references: BLEU-1..4, METEOR, ROUGE-L (F
-    and recall), CIDEr, and BERTScore with a local model.
+    """Score generated captions against references: BLEU, METEOR, ROUGE-L, CIDEr, BERTScore.
+
+    BLEU-1..4, METEOR, ROUGE-L (F and recall), CIDEr; BERTScore with a local model; one or several
+    references per item.
 
     Prints one JSON summary (corpus-level metrics with 95 % bootstrap intervals, n, failures).
     Text is lowercased and punctuation dropped before scoring (docs/captions.md).

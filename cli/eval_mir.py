@@ -79,8 +79,9 @@ def command(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
 ) -> None:
-    """Score free-text answers (or structured predictions) against references: key, tempo, beats,
-    chords, labels, numbers.
+    """Score answers against MIR references: key, tempo, beats, chords, labels, numbers.
+
+    Reads free-text answers (`response`) or structured predictions (`prediction`).
 
     Prints one JSON summary (per task: metrics with 95 % bootstrap intervals, n, parse rate).
 
@@ -88,7 +89,7 @@ def command(
 
         mllm eval-mir answers.jsonl --table
 
-        mllm regress --model ckpt/ test.jsonl | mllm eval-mir --per-item -o scored.jsonl
+        cat answers.jsonl | mllm eval-mir --per-item -o scored.jsonl
 
         mllm eval-mir results/qwen2_GS_key.jsonl --compare results/salmonn_GS_key.jsonl
     """
