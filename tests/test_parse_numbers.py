@@ -42,6 +42,11 @@ PHRASINGS = [
     ("I'd rate it 12", NINE, None, 12),  # outside the scale: returned, the caller clips and counts
     ("I would rate it 4 out of 9.", NINE, None, 4),
     ("This one deserves a 7.", NINE, None, 7),
+    ("On a scale of 1 to 9, where 1 is calm and 9 is excited, this is a 3.", NINE, None, 3),
+    ("The music has 2 guitars and I rate it 6", NINE, None, 6),
+    ("A score of 5 seems appropriate, given the 120 BPM tempo.", NINE, None, 5),
+    ("Based on the music, I would rate the valence as 4.5 out of 9.", NINE, "valence", 4.5),
+    ("I'd give it a 9.", NINE, None, 9),
 ]
 
 NO_NUMBER = ["Hard to say.", "I cannot estimate the arousal of this clip.", "On a scale of 1 to 9.", ""]

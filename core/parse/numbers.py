@@ -13,6 +13,8 @@ Phrasings accepted, on the scale 1-9 unless said (the tests use this list):
     "between 5 and 6"   "5-6"   "5 to 6"   "5 or 6"             5.5 (a range inside the scale: its midpoint)
     "Arousal: 6, valence: 3"   (name="valence")                 3 (the number after the task's name)
     "around 8."   "roughly 2"                                     8, 2
+    "On a scale of 1 to 9, where 1 is calm and 9 is excited, this is a 3."   3
+    "The music has 2 guitars and I rate it 6"                   6
     "-0.4" on the scale -1..1                                     -0.4
     "70%" on the scale 0-100                                      70
 
@@ -22,9 +24,12 @@ Rules:
 2. With `name` (e.g. "arousal"), the first number after a mention of the name, in the same clause,
    wins.
 3. Otherwise numbers inside the scale are preferred to numbers outside it (a tempo of 120 BPM in
-   a rating answer is not the rating); among them the first one is the answer. A number outside
-   the scale is returned only when no number inside it remains (the caller decides whether to clip).
-4. Numbers with a unit that is not the scale's ("120 BPM", "30 seconds", "4/4") are skipped.
+   a rating answer is not the rating); among them the first one that follows an answer word
+   ("rate it", "a score of", "assign", "give it", "would be", "I'd say"), else the first one. A
+   number outside the scale is returned only when no number inside it remains (the caller decides
+   whether to clip).
+4. A scale bound followed by what it means ("where 1 is calm and 9 is excited") is not an answer.
+5. Numbers with a unit that is not the scale's ("120 BPM", "30 seconds", "4/4") are skipped.
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ UNIT_AFTER = re.compile(
     re.I,
 )
 LIST_MARKER = re.compile(r"(?:^|\n)\s*$")
+# "where 1 is calm and 9 is excited": a scale bound followed by what it means.
+ANCHOR_AFTER = re.compile(r"^\s*(?:=|is|means|being|represents|indicates|stands\s+for)\s+(?:the\s+|very\s+|extremely\s+|most\s+|least\s+|not\s+)*[a-z]", re.I)
+# Words that introduce the answer: "I rate it 6", "a score of 5", "I would assign a 3.6".
+ANSWER_CUE = re.compile(
+    r"\b(?:rate|rated|rating|score|scored|assign|assigned|give|gave|estimate|estimated|predict|predicted|"
+    r"answer|would\s+be|i'd\s+say|i\s+would\s+say)\b[^.!?\d\n]{0,20}$",
+    re.I,
+)
 
 
 def _is_list_marker(text: str, numeral: Numeral) -> bool:
@@ -82,6 +95,8 @@ def _candidates(text: str, scale: tuple[float, float]) -> list[tuple[float, Nume
             continue  # the N of "7/9", "out of 9", "a 9-point scale"
         if UNIT_AFTER.match(after) or re.search(r"\d\s*/\s*$", before) or _is_list_marker(text, a):
             continue
+        if a.value in (low, high) and ANCHOR_AFTER.match(after):
+            continue
         out.append((a.value, a, a))
     return out
 
@@ -103,7 +118,8 @@ def find_number(text: str, scale: tuple[float, float], name: str | None = None) 
                 if candidate[1].start >= mention.end() and not re.search(r"[,;.\n!?]\s", text[mention.end() : candidate[1].start]):
                     return found(candidate)
     inside = [c for c in candidates if low <= c[0] <= high]
-    return found(inside[0] if inside else candidates[0])
+    cued = [c for c in inside if ANSWER_CUE.search(text[max(0, c[1].start - 60) : c[1].start])]
+    return found(cued[0] if cued else inside[0] if inside else candidates[0])
 
 
 def read_number(text: str, scale: tuple[float, float], name: str | None = None) -> float | None:

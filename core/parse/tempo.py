@@ -7,6 +7,7 @@ Phrasings accepted (the tests use this list):
     "around 128 BPM"  "128bpm"  "128 b.p.m."  "128 beats per minute"  "128 beats/min"
     "The tempo is 121."  "Tempo: 120"  "tempo of about 90"  "tempo ~ 140"
     "♩ = 120"  "quarter note = 96"  "q=100"  "MM 120"  "M.M. = 120"
+    "BPM: 128"  "The BPM is 128"  "BPM = 95.5"
     "one hundred and twenty beats per minute"    number words
     "between 120 and 124 BPM"  "120-124 BPM"  "120 to 124 bpm"   -> 122 (a range: its midpoint)
     "120"  "120.5"                                 the whole answer is a number
@@ -34,7 +35,11 @@ LOWEST_BPM, HIGHEST_BPM = 10.0, 1000.0
 UNIT_AFTER = re.compile(
     r"\s*(?:bpm\b|b\.p\.m\.?|beats?\s*(?:per|/|a|an)\s*min(?:ute)?s?\b|quarter[- ]notes?\s+per\s+minute)", re.I
 )
-MARK_BEFORE = re.compile(r"(?:♩|𝅘𝅥|\bquarter(?:[- ]note)?|\bq|\bm\.?\s?m\.?|\bmetronome(?:\s+mark(?:ing)?)?)\s*[=:]?\s*(?:about\s+|approx\.?\s+|~\s*)?$", re.I)
+MARK_BEFORE = re.compile(
+    r"(?:♩|𝅘𝅥|\bquarter(?:[- ]note)?|\bq|\bm\.?\s?m\.?|\bmetronome(?:\s+mark(?:ing)?)?|\bbpm(?:\s+(?:is|was|of|would\s+be))?)"
+    r"\s*[=:]?\s*(?:about\s+|around\s+|approx(?:\.|imately)?\s+|roughly\s+|~\s*)?$",
+    re.I,
+)
 TEMPO_BEFORE = re.compile(r"\btempo\b[^.!?\n\d]{0,60}$", re.I)
 OTHER_UNIT_AFTER = re.compile(
     r"\s*(?:/\s*\d|%|percent|hz\b|khz\b|db\b|s\b|sec|second|ms\b|min(?:ute)?s?\b(?!\s*\)?\s*bpm)|bars?\b|measures?\b|beats?\s+(?:per|in\s+(?:a|each))\s+(?:bar|measure)|beats?\b|notes?\b|years?\b|th\b|st\b|nd\b|rd\b)",
