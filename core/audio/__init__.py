@@ -1,0 +1,1 @@
+"""Audio in: decode any file libsndfile or the installed decoders read, downmix, resample, crop."""

@@ -1,0 +1,1 @@
+"""Instruction records: task templates, dataset adapters, splits, filters, optional QA generation."""
