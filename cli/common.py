@@ -40,6 +40,17 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_CANNOT_RUN)
 
 
+def name_value_pairs(values: list[str], option: str) -> dict[str, str]:
+    """Repeated NAME=VALUE options as a dict; a malformed one exits with code 2."""
+    out = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise fail(f"{option} takes NAME=VALUE, got {value!r}")
+        out[name.strip()] = rest.strip()
+    return out
+
+
 def finish_report(result: dict, *, output: str | None, per_item: bool, table, summary: StreamSummary, allow_errors: bool) -> None:
     """End of an evaluation command: the JSON summary (unless records were written per item),
     the Rich table on stderr when one is given, the counts, the exit code."""

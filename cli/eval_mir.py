@@ -15,6 +15,7 @@ from mllm.cli.common import (
     INPUT_HELP,
     console,
     fail,
+    name_value_pairs,
     progress,
     stream_errors,
     finish_report,
@@ -22,32 +23,19 @@ from mllm.cli.common import (
 from mllm.core.evaluation.cmi_bench import CmiBenchError
 from mllm.core.evaluation.mir import EvalOptions
 from mllm.core.evaluation.mir_files import evaluate, open_input
-from mllm.core.evaluation.tasks import KINDS
+from mllm.core.evaluation.tasks import KINDS, TaskError, parse_scale
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
 from mllm.core.parse.label_embedding import EmbeddingUnavailable
-
-
-def _pairs(values: list[str], option: str) -> dict[str, str]:
-    out = {}
-    for value in values:
-        name, sep, rest = value.partition("=")
-        if not sep or not name or not rest:
-            raise fail(f"{option} takes NAME=VALUE, got {value!r}")
-        out[name] = rest
-    return out
 
 
 def _scale(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
     try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise fail(f"--scale takes LOW,HIGH (e.g. 1,9), got {text!r}") from None
-    if not low < high:
-        raise fail(f"--scale needs LOW < HIGH, got {text!r}")
-    return low, high
+        return parse_scale(text)
+    except TaskError as exc:
+        raise fail(f"--scale: {exc}") from None
 
 
 def command(
@@ -97,7 +85,7 @@ def command(
         raise fail(f"--read-from must be auto, prediction or response, got {read_from!r}")
     if match not in ("text", "embedding"):
         raise fail(f"--match must be text or embedding, got {match!r}")
-    label_sets = {name: tuple(v.strip() for v in value.split(",") if v.strip()) for name, value in _pairs(labels, "--labels").items()}
+    label_sets = {name: tuple(v.strip() for v in value.split(",") if v.strip()) for name, value in name_value_pairs(labels, "--labels").items()}
     synonym_table = {}
     if synonyms:
         try:
@@ -108,7 +96,7 @@ def command(
     options = EvalOptions(
         read_from=read_from,
         reference_field=reference_field,
-        task_types=_pairs(task_types, "--task-type"),
+        task_types=name_value_pairs(task_types, "--task-type"),
         scale=_scale(scale),
         clip=clip,
         standardize=frozenset(standardize),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from mllm.cli import eval_caption, eval_mir
+from mllm.cli import build_instructions
 from mllm.core import __version__
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ def root(
 
 app.command("eval-mir")(eval_mir.command)
 app.command("eval-caption")(eval_caption.command)
+app.command("build-instructions")(build_instructions.command)
 
 
 def main() -> None:

@@ -107,6 +107,17 @@ def task_kind(record: Mapping[str, Any], overrides: Mapping[str, str]) -> tuple[
     return name, kind
 
 
+def parse_scale(text: str) -> tuple[float, float]:
+    """ "1,9" -> (1.0, 9.0); TaskError unless two numbers with LOW < HIGH."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise TaskError(f"a scale is LOW,HIGH (e.g. 1,9), got {text!r}") from None
+    if not low < high:
+        raise TaskError(f"a scale needs LOW < HIGH, got {text!r}")
+    return low, high
+
+
 def record_scale(record: Mapping[str, Any], name: str, default: tuple[float, float] | None) -> tuple[float, float]:
     """The numeric scale of a regression record: its `scale` field, the command's, or the task's default."""
     scale = record.get("scale")
