@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from mllm.core.evaluation.tasks import DEFAULT_SCALES
@@ -191,6 +192,11 @@ def read_label_list(value: Any, source: str, name: str) -> list[str]:
 # ---------------------------------------------------------------- read-back checks
 
 
+@lru_cache(maxsize=4096)
+def _label_set(labels: tuple[str, ...]) -> LabelSet:
+    return LabelSet.of(labels)
+
+
 def reads_back(templates: str, text: str, answer: Any, *, scale: tuple[float, float] | None = None,
                name: str | None = None, labels: Sequence[str] | None = None) -> bool:
     """True when `core.parse` reads `text` back to `answer` (the check every template must pass)."""
@@ -209,11 +215,11 @@ def reads_back(templates: str, text: str, answer: Any, *, scale: tuple[float, fl
         return read_number(text, scale, name) == value
     if templates in ("meter", "genre", "arousal_class", "valence_class", "quadrant"):
         (value,) = answer.values()
-        found = find_labels(text, LabelSet.of(labels or [value]))
+        found = find_labels(text, _label_set(tuple(labels or [value])))
         return [f.value for f in found] == [value]
     if templates in LIST_FAMILIES:
         (values,) = answer.values()
-        found = find_labels(text, LabelSet.of(labels or values))
+        found = find_labels(text, _label_set(tuple(labels or values)))
         return sorted(f.value for f in found) == sorted(values)
     return True
 
