@@ -179,6 +179,21 @@ def test_tagging_label_outside_the_references_is_a_false_positive(tmp_path):
     assert task["metrics"]["precision_micro"]["value"] == pytest.approx(2 / 3)  # guitar is a false positive
 
 
+def test_caption_and_qa_records_pass_through_unscored(tmp_path):
+    records = [
+        MIXED[0],
+        {"id": "c1", "task": "caption", "response": "A calm piano piece.", "answer": {"caption": "Soft piano."}},
+        {"id": "m1", "task": "meter", "response": "Meter: 3", "reference": 3},
+    ]
+    path = write_jsonl(tmp_path / "in.jsonl", records)
+    result = invoke(path, "--per-item", "--bootstrap", "0", "--labels", "meter=2,3,4")
+    out = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in out] == ["k1", "c1", "m1"] and out[1] == records[1]  # untouched, no error
+    summary = orjson.loads(invoke(path, "--bootstrap", "0", "--labels", "meter=2,3,4").stdout)
+    assert summary["skipped"] == {"caption": {"n": 1, "score_with": "mllm eval-caption"}}
+    assert summary["n_failed"] == 0 and summary["tasks"]["meter"]["metrics"]["accuracy"]["value"] == 1.0  # reference 3 read as "3"
+
+
 def test_parquet_in_and_out(tmp_path):
     source = tmp_path / "in.parquet"
     with RecordWriter(source) as writer:

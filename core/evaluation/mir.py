@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mllm.core.evaluation import readings as rd
-from mllm.core.evaluation.tasks import TaskError, record_scale, structured_value, task_kind
+from mllm.core.evaluation.tasks import SCORED_ELSEWHERE, TaskError, record_scale, structured_value, task_kind
 from mllm.core.io.errors import Record, has_error, with_error
 from mllm.core.metrics import beats as beat_metrics
 from mllm.core.metrics import chords as chord_metrics
@@ -149,6 +149,7 @@ class MirEvaluator:
         self.tasks: dict[str, TaskScores] = {}
         self.n_records = 0
         self.n_failed = 0
+        self.skipped: Counter = Counter()  # task -> records passed through unscored (scored elsewhere)
         self._matcher = None
 
     @property
@@ -169,6 +170,10 @@ class MirEvaluator:
         self.n_records += 1
         if has_error(record):
             self.n_failed += 1
+            return record
+        task = record.get("task")
+        if isinstance(task, str) and task.lower() in SCORED_ELSEWHERE and task not in self.options.task_types:
+            self.skipped[task] += 1
             return record
         try:
             return self._score(record)
@@ -306,6 +311,7 @@ class MirEvaluator:
         return {
             "n_records": self.n_records,
             "n_failed": self.n_failed,
+            "skipped": {task: {"n": n, "score_with": SCORED_ELSEWHERE[task.lower()]} for task, n in self.skipped.items()},
             "bootstrap": {
                 "n_resamples": self.options.n_resamples,
                 "confidence": self.options.confidence,

@@ -136,7 +136,9 @@ def reference_chords(value: Any) -> list[tuple[float, float, str]]:
 
 def reference_labels(value: Any, label_set: LabelSet | None) -> list[str]:
     """Reference labels, canonical names of the label set when one is given."""
-    if isinstance(value, str):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        items = [f"{value:g}"]  # a numeric label (a meter of 4)
+    elif isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
     elif isinstance(value, Sequence):
         items = [str(v).strip() for v in value]

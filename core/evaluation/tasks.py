@@ -56,6 +56,15 @@ KIND_OF_TASK: dict[str, str] = {
     "regression": "regression",
 }
 
+# Tasks whose answers are free text scored by another command: eval-mir passes them through
+# unscored (counted under `skipped`), so one file of mixed instruction records can go to both.
+SCORED_ELSEWHERE: dict[str, str] = {
+    "caption": "mllm eval-caption",
+    "captioning": "mllm eval-caption",
+    "qa": "mllm eval-caption",
+    "mir_qa": "mllm eval-caption",
+}
+
 DEFAULT_SCALES: dict[str, tuple[float, float]] = {
     "arousal": (1.0, 9.0),
     "valence": (1.0, 9.0),
