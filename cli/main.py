@@ -9,6 +9,7 @@ import typer
 
 from mllm.cli import eval_caption, eval_mir
 from mllm.cli import build_instructions
+from mllm.cli import synth
 from mllm.core import __version__
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ def root(
 app.command("eval-mir")(eval_mir.command)
 app.command("eval-caption")(eval_caption.command)
 app.command("build-instructions")(build_instructions.command)
+app.command("synth")(synth.command)
 
 
 def main() -> None:
