@@ -31,7 +31,7 @@ def _scales(values: list[str]) -> dict[str, tuple[float, float]]:
 
 
 def command(
-    input: Optional[str] = typer.Argument(None, help="Input records (JSONL/Parquet, '-' for stdin), e.g. from `mllm synth` or `extract-features`. Not with --dataset."),
+    input: Optional[str] = typer.Argument(None, help="Input records (JSONL/Parquet, '-' for stdin: the default without --dataset), e.g. from `mllm synth` or `extract-features`. Not with --dataset."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help=f"Read a public dataset's own layout instead of INPUT: {', '.join(ADAPTERS)}."),
     root: Optional[str] = typer.Option(None, "--root", help="The dataset's folder (with --dataset)."),
     dataset_options: list[str] = typer.Option([], "--dataset-option", help="KEY=VALUE for the adapter (e.g. split_dir=..., audio_dir=...); docs/instructions.md lists them."),
@@ -70,8 +70,10 @@ def command(
 
         mllm build-instructions --dataset gtzan --root data/gtzan --generator http://127.0.0.1:8000/v1
     """
-    if (dataset is None) == (input is None):
-        raise fail("give either INPUT (records) or --dataset NAME --root DIR, not both" if dataset else "give INPUT (records, '-' for stdin) or --dataset NAME --root DIR")
+    if dataset is not None and input is not None:
+        raise fail("give either INPUT (records) or --dataset NAME --root DIR, not both")
+    if dataset is None and input is None:
+        input = "-"  # records on stdin, as every other command reads them
     if dataset and not root:
         raise fail("--dataset needs --root DIR (the dataset's folder)")
     if split_from not in SPLIT_MODES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -83,8 +84,14 @@ def test_failed_records_set_the_exit_code(tmp_path):
     assert [r["id"] for r in rows] == ["clip-0#key-0", "bad"] and "error" in rows[1]
 
 
+def test_records_on_stdin_by_default(tmp_path):
+    data = b"".join(orjson.dumps(r) + b"\n" for r in RECORDS)
+    result = runner.invoke(app, ["build-instructions", "--tasks", "key"], input=data)
+    assert result.exit_code == 0, result.output
+    assert [orjson.loads(line)["task"] for line in result.stdout.splitlines()] == ["key"] * len([r for r in RECORDS if "key" in r.get("labels", {})])
+
+
 @pytest.mark.parametrize("args,message", [
-    ([], "give INPUT"),
     (["in.jsonl", "--dataset", "deam", "--root", "."], "not both"),
     (["--dataset", "deam"], "--root"),
     (["--dataset", "fma", "--root", "."], "unknown dataset"),
