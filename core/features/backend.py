@@ -1,0 +1,91 @@
+"""Analysis backends: a name -> an object whose `analyse(samples, sample_rate)` returns features.
+
+    backend = get_backend("librosa")          # the default; "essentia" when Essentia is installed
+    features = backend.analyse(samples, 22050)
+    available_backends()                      # ['essentia', 'librosa'] on a machine with Essentia
+
+A backend returns the `features` fields of docs/records.md ("Music fields"): duration,
+tempo_bpm, beats, downbeats, meter, key, key_confidence, chords, loudness_lufs, backend. A
+field a backend cannot tell is None (or an empty list for times). A new backend is a module
+with an `analyse` function and one `register_backend` call; it is imported only when asked for,
+so a missing optional package costs nothing until then.
+
+madmom (LLark's feature extractor) is not registered: it does not install on current Python and
+numpy releases. Its RNN beat/downbeat and CNN key/chord models would be a backend of the same
+shape (`madmom.features.downbeats.RNNDownBeatProcessor` + `DBNDownBeatTrackingProcessor`,
+`madmom.features.key.CNNKeyRecognitionProcessor`, `madmom.features.chords.CNNChordFeatureProcessor`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Features = dict[str, Any]
+
+
+class Backend(Protocol):
+    name: str
+
+    def analyse(self, samples: Any, sample_rate: int) -> Features: ...
+
+
+class BackendUnavailable(ValueError):
+    """The backend is unknown or its package is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    module: str  # imported on first use; it defines `analyse(samples, sample_rate) -> Features`
+    requires: str | None = None  # an optional package it needs
+    install_hint: str = ""
+
+
+@dataclass(frozen=True)
+class ModuleBackend:
+    name: str
+    analyse: Callable[[Any, int], Features]
+
+
+_REGISTRY: dict[str, BackendSpec] = {}
+
+
+def register_backend(spec: BackendSpec) -> None:
+    _REGISTRY[spec.name] = spec
+
+
+def backend_names() -> list[str]:
+    """Every registered backend, installed or not."""
+    return sorted(_REGISTRY)
+
+
+def is_available(name: str) -> bool:
+    spec = _REGISTRY.get(name)
+    return spec is not None and (spec.requires is None or importlib.util.find_spec(spec.requires) is not None)
+
+
+def available_backends() -> list[str]:
+    """The registered backends whose packages are installed."""
+    return [name for name in backend_names() if is_available(name)]
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called `name`; BackendUnavailable when unknown or not installed."""
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise BackendUnavailable(f"unknown feature backend {name!r}; known: {', '.join(backend_names())}")
+    if not is_available(name):
+        raise BackendUnavailable(f"feature backend {name!r} needs the {spec.requires} package: {spec.install_hint}")
+    module = importlib.import_module(spec.module)
+    return ModuleBackend(name, module.analyse)
+
+
+DEFAULT_BACKEND = "librosa"
+register_backend(BackendSpec("librosa", "mllm.core.features.librosa_backend"))
+register_backend(
+    BackendSpec("essentia", "mllm.core.features.essentia_backend", requires="essentia", install_hint="pip install 'mllm[essentia]'")
+)

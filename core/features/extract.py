@@ -1,0 +1,183 @@
+"""Records in -> records with `features` out: `mllm extract-features` as a library call.
+
+    summary = StreamSummary(STAGE)
+    for record in extract_features(read_records("clips.jsonl"), workers=2, summary=summary):
+        ...   # record["features"] = {"duration", "tempo_bpm", "beats", ..., "backend"}
+
+- Each record's audio is `record["audio"]` between `start` and `end` (mllm.core.audio), decoded
+  to mono at `sample_rate`. A record that cannot be read or analysed gets an `error` field
+  (stage "extract-features") and every other field kept; a record that failed upstream passes
+  through untouched (map_records semantics).
+- `shard=(i, n)` keeps the records whose position in the input (0-based, counting every record)
+  is i modulo n, so n jobs of a cluster array or n torchrun ranks split a collection with no
+  overlap and no gap; the others are not read from disk nor written.
+- `workers > 1` analyses records in a process pool. Output order is input order. At most
+  `IN_FLIGHT_PER_WORKER * workers` records are in flight, so memory does not grow with the
+  input. Each worker uses one BLAS thread (two workers on two cores, not four threads fighting).
+  A worker that dies (a decoder crash, out of memory) fails the record it was analysing: the
+  records that were in flight are re-run one at a time in a fresh pool to find which one it
+  was, and the others go on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+import multiprocessing
+
+from mllm.core.audio import record_audio
+from mllm.core.features.backend import DEFAULT_BACKEND, get_backend
+from mllm.core.io.errors import Record, StreamSummary, has_error, map_records, with_error
+
+STAGE = "extract-features"
+DEFAULT_SAMPLE_RATE = 22050
+IN_FLIGHT_PER_WORKER = 4
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n; ValueError otherwise."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise ValueError(f"--shard takes i/n (e.g. 0/4), got {text!r}") from None
+    if not sep or n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def take_shard(records: Iterable[Record], shard: tuple[int, int] | None) -> Iterator[Record]:
+    """Every n-th record starting at position i (all records when `shard` is None)."""
+    if shard is None:
+        yield from records
+        return
+    index, count = shard
+    for position, record in enumerate(records):
+        if position % count == index:
+            yield record
+
+
+def analyse_record(record: Record, backend: str = DEFAULT_BACKEND, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Record:
+    """The record with a `features` field; raises on unreadable audio or a failed analysis."""
+    audio = record_audio(record, sample_rate=sample_rate)
+    return {**record, "features": get_backend(backend).analyse(audio.samples, audio.sample_rate)}
+
+
+def _analyse_or_error(record: Record, backend: str, sample_rate: int) -> Record:
+    """analyse_record in a worker: any failure becomes the record's error (never a dead pool)."""
+    try:
+        return analyse_record(record, backend, sample_rate)
+    except Exception as exc:  # noqa: BLE001 - one record's failure is that record's error
+        return with_error(record, STAGE, exc)
+
+
+def _one_thread() -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+
+
+@dataclass
+class _Pending:
+    record: Record
+    future: Future | None  # None: passed through (failed upstream)
+
+
+class _Pool:
+    """A process pool that can be replaced when a worker dies."""
+
+    def __init__(self, workers: int, backend: str, sample_rate: int):
+        self.workers, self.backend, self.sample_rate = workers, backend, sample_rate
+        self.executor = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")  # no fork of a process holding BLAS/numba threads
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_one_thread)
+
+    def submit(self, record: Record) -> Future:
+        return self.executor.submit(_analyse_or_error, record, self.backend, self.sample_rate)
+
+    def renew(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._new()
+
+    def run_alone(self, record: Record) -> Record:
+        """Analyse one record with nothing else in flight; a dead worker is its error."""
+        try:
+            return self.submit(record).result()
+        except BrokenProcessPool as exc:
+            self.renew()
+            return with_error(record, STAGE, f"the worker process analysing it died ({exc})", "WorkerDied")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _parallel(records: Iterable[Record], workers: int, backend: str, sample_rate: int, summary: StreamSummary | None):
+    pool = _Pool(workers, backend, sample_rate)
+    window: deque[_Pending] = deque()
+
+    def finish(entry: _Pending) -> Iterator[Record]:
+        if entry.future is None:
+            out, new_failure = entry.record, False
+        else:
+            try:
+                out = entry.future.result()
+            except BrokenProcessPool:
+                # Which in-flight record killed the worker is unknown: re-run them one at a time.
+                pool.renew()
+                out = pool.run_alone(entry.record)
+                for other in window:
+                    if other.future is not None:
+                        other.future = _done(pool.run_alone(other.record))
+            new_failure = has_error(out)
+        if summary is not None:
+            summary.note(out, new_failure=new_failure)
+        yield out
+
+    try:
+        for record in records:
+            if summary is not None:
+                summary.records_in += 1
+            window.append(_Pending(record, None if has_error(record) else pool.submit(record)))
+            while len(window) >= IN_FLIGHT_PER_WORKER * workers:
+                yield from finish(window.popleft())
+        while window:
+            yield from finish(window.popleft())
+    finally:
+        pool.close()
+
+
+def _done(record: Record) -> Future:
+    future: Future = Future()
+    future.set_result(record)
+    return future
+
+
+def extract_features(
+    records: Iterable[Record],
+    *,
+    backend: str = DEFAULT_BACKEND,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    summary: StreamSummary | None = None,
+) -> Iterator[Record]:
+    """Records with `features` (or an `error`), in input order (see the module docstring).
+
+    The backend is checked before the first record is read: an unknown or uninstalled backend
+    raises BackendUnavailable at once instead of failing every record.
+    """
+    get_backend(backend)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    records = take_shard(records, shard)
+    if workers == 1:
+        return map_records(records, lambda record: analyse_record(record, backend, sample_rate), STAGE, summary)
+    return _parallel(records, workers, backend, sample_rate, summary)

@@ -1,0 +1,146 @@
+"""The frame-level front end shared by every analysis: onset envelopes and chroma.
+
+    frames = analyse_frames(samples, sample_rate)
+    frames.onset_envelope        # (T,)  spectral flux of a log-compressed mel spectrogram
+    frames.bass_onset_envelope   # (T,)  the same below 200 Hz (bass drum, bass notes)
+    frames.chroma                # (12, C) pitch-class energy, C = chroma frames
+    frames.onset_times(), frames.chroma_times()
+
+The signal is analysed in blocks of `block_seconds` whose STFT frames line up exactly with one
+centred STFT of the whole signal (each block carries half a window of context on both sides), so
+memory stays bounded on hour-long files and the result does not depend on the block length.
+
+Two STFTs: 2048-point windows, 512-sample hop (23 ms at 22.05 kHz) for onsets; 8192-point
+windows, 2048-sample hop (93 ms) for chroma, long enough to separate semitones down to about
+100 Hz.
+- Onsets: a 64-band mel spectrogram (30-8000 Hz), compressed with log(1 + 100 S), and its
+  spectral flux (half-wave rectified difference over time, averaged over bands); the bass
+  envelope averages only the bands below 200 Hz.
+- Chroma: only spectral peaks count (`spectral_peaks`: local maxima over frequency within 40 dB
+  of the frame's largest, compressed with log(1 + |X| / floor)), so broadband noise (drums) and
+  the window's skirts add nothing; they are mapped to pitch classes by librosa's chroma filters
+  (centred on octave 4, two-octave Gaussian spread) restricted to 50-2000 Hz, where the
+  harmony lives. Tuning is assumed to be A4 = 440 Hz.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import librosa
+import numpy as np
+
+ONSET_FFT = 2048
+ONSET_HOP = 512
+CHROMA_FFT = 8192
+CHROMA_HOP = 2048
+N_MELS = 64
+BASS_MAX_HZ = 200.0
+CHROMA_MIN_HZ, CHROMA_MAX_HZ = 50.0, 2000.0
+LOG_GAIN = 100.0  # log(1 + LOG_GAIN * magnitude) compression of the mel spectrogram
+PEAK_RANGE_DB = 40.0
+QUIET_RATIO = 0.02  # a chroma frame with less energy than this fraction of the loudest one is silence
+
+
+@dataclass
+class Frames:
+    """Frame-level features of one signal (see the module docstring)."""
+
+    sample_rate: int
+    n_samples: int
+    onset_envelope: np.ndarray  # (T,) float32, T = 1 + n_samples // ONSET_HOP
+    bass_onset_envelope: np.ndarray  # (T,)
+    chroma: np.ndarray  # (12, C) float32, C = 1 + n_samples // CHROMA_HOP; pitch classes C..B
+    chroma_energy: np.ndarray  # (C,) sum of STFT magnitudes per chroma frame (0 in silence)
+
+    def sounding(self) -> np.ndarray:
+        """(C,) bool: chroma frames with at least QUIET_RATIO of the loudest frame's energy."""
+        loudest = float(self.chroma_energy.max(initial=0.0))
+        return self.chroma_energy > QUIET_RATIO * loudest if loudest > 0 else np.zeros(self.chroma_energy.size, dtype=bool)
+
+    @property
+    def onset_rate(self) -> float:
+        return self.sample_rate / ONSET_HOP
+
+    @property
+    def chroma_rate(self) -> float:
+        return self.sample_rate / CHROMA_HOP
+
+    def onset_times(self) -> np.ndarray:
+        return np.arange(self.onset_envelope.size) * (ONSET_HOP / self.sample_rate)
+
+    def chroma_times(self) -> np.ndarray:
+        return np.arange(self.chroma.shape[1]) * (CHROMA_HOP / self.sample_rate)
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sample_rate: int) -> tuple[np.ndarray, int]:
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=ONSET_FFT, n_mels=N_MELS, fmin=30.0, fmax=min(8000.0, sample_rate / 2))
+    centres = librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=30.0, fmax=min(8000.0, sample_rate / 2))[1:-1]
+    n_bass = max(1, int(np.searchsorted(centres, BASS_MAX_HZ)))
+    return basis.astype(np.float32), n_bass
+
+
+@lru_cache(maxsize=8)
+def _chroma_basis(sample_rate: int) -> np.ndarray:
+    basis = librosa.filters.chroma(sr=sample_rate, n_fft=CHROMA_FFT, tuning=0.0, ctroct=4.0, octwidth=2.0)
+    freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=CHROMA_FFT)
+    basis[:, (freqs < CHROMA_MIN_HZ) | (freqs > CHROMA_MAX_HZ)] = 0.0
+    return basis.astype(np.float32)
+
+
+def _block_magnitudes(samples: np.ndarray, first: int, count: int, n_fft: int, hop: int) -> np.ndarray:
+    """|STFT| frames first..first+count-1 of a centred STFT of `samples` (zero padding), shape (1 + n_fft/2, count)."""
+    half = n_fft // 2
+    begin = first * hop - half
+    end = (first + count - 1) * hop + half
+    lo, hi = max(begin, 0), min(end, samples.size)
+    segment = np.zeros(end - begin, dtype=np.float32)
+    segment[lo - begin : hi - begin] = samples[lo:hi]
+    return np.abs(librosa.stft(segment, n_fft=n_fft, hop_length=hop, center=False))
+
+
+def spectral_peaks(magnitudes: np.ndarray) -> np.ndarray:
+    """(F, T) log-compressed magnitudes of the local maxima over frequency that lie within
+    `PEAK_RANGE_DB` of the frame's largest; every other bin 0. Broadband noise and the skirts of
+    the window between partials then add nothing to the chroma."""
+    local_max = np.zeros(magnitudes.shape, dtype=bool)
+    local_max[1:-1] = (magnitudes[1:-1] > magnitudes[:-2]) & (magnitudes[1:-1] >= magnitudes[2:])
+    floor = magnitudes.max(axis=0, keepdims=True) * 10 ** (-PEAK_RANGE_DB / 20)
+    keep = local_max & (magnitudes > floor)
+    return np.where(keep, np.log1p(magnitudes / np.maximum(floor, 1e-12)), 0.0).astype(np.float32)
+
+
+def analyse_frames(samples: np.ndarray, sample_rate: int, block_seconds: float = 120.0) -> Frames:
+    """Onset envelopes and chroma of a mono signal (float, any length >= 1 sample)."""
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if samples.ndim != 1 or samples.size == 0:
+        raise ValueError(f"expected a non-empty mono signal, got shape {samples.shape}")
+    mel_basis, n_bass = _mel_basis(sample_rate)
+    chroma_basis = _chroma_basis(sample_rate)
+    n_onset = 1 + samples.size // ONSET_HOP
+    n_chroma = 1 + samples.size // CHROMA_HOP
+    log_mel = np.empty((N_MELS, n_onset), dtype=np.float32)
+    chroma = np.empty((12, n_chroma), dtype=np.float32)
+    energy = np.empty(n_chroma, dtype=np.float32)
+    step = max(1, int(block_seconds * sample_rate) // CHROMA_HOP)  # chroma frames per block
+    ratio = CHROMA_HOP // ONSET_HOP
+    for first in range(0, n_chroma, step):
+        count = min(step, n_chroma - first)
+        magnitudes = _block_magnitudes(samples, first, count, CHROMA_FFT, CHROMA_HOP)
+        energy[first : first + count] = magnitudes.sum(axis=0)
+        chroma[:, first : first + count] = chroma_basis @ spectral_peaks(magnitudes)
+        onset_first = first * ratio
+        onset_count = min(count * ratio, n_onset - onset_first)
+        power = _block_magnitudes(samples, onset_first, onset_count, ONSET_FFT, ONSET_HOP) ** 2
+        log_mel[:, onset_first : onset_first + onset_count] = np.log1p(LOG_GAIN * (mel_basis @ power))
+    flux = np.maximum(0.0, np.diff(log_mel, axis=1, prepend=log_mel[:, :1]))  # (N_MELS, T)
+    return Frames(
+        sample_rate=sample_rate,
+        n_samples=samples.size,
+        onset_envelope=flux.mean(axis=0),
+        bass_onset_envelope=flux[:n_bass].mean(axis=0),
+        chroma=chroma,
+        chroma_energy=energy,
+    )
