@@ -75,3 +75,12 @@ def transpose(chords: list[tuple[str, str]], semitones: int) -> list[tuple[str, 
 # I-IV-V-I and i-iv-V-i, clear cadences in C major and A minor.
 MAJOR_CADENCE = [("C", "maj"), ("F", "maj"), ("G", "maj"), ("C", "maj")] * 2
 MINOR_CADENCE = [("A", "min"), ("D", "min"), ("E", "maj"), ("A", "min")] * 2
+
+
+def crash_on_request(record: dict) -> dict:
+    """A pool task for tests: the worker process dies (no Python exception) on records asking for it."""
+    import os
+
+    if record.get("crash"):
+        os._exit(3)
+    return {**record, "done": True}

@@ -9,12 +9,12 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from mllm.cli.main import app
-from mllm.core.features.extract import STAGE, extract_features, parse_shard, take_shard
+from mllm.core.features.extract import STAGE, extract_features, in_pool, parse_shard, take_shard
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import read_records
 from mllm.core.metrics import tempo as tempo_metrics
 
-from feature_signals import MAJOR_CADENCE, SR, click_track, progression
+from feature_signals import MAJOR_CADENCE, SR, click_track, crash_on_request, progression
 
 runner = CliRunner()
 
@@ -162,3 +162,15 @@ def test_cli_refuses_bad_options(tmp_path, args, message):
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "audio": "x.wav"}])
     result = runner.invoke(app, ["extract-features", source, *args])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_dead_worker_fails_only_its_record():
+    records = [{"id": str(i), **({"crash": True} if i == 3 else {})} for i in range(9)]
+    records[6]["error"] = {"stage": "before", "type": "X", "message": "m"}
+    summary = StreamSummary(STAGE)
+    out = list(in_pool(records, crash_on_request, workers=2, summary=summary))
+    assert [r["id"] for r in out] == [r["id"] for r in records]
+    assert out[3]["error"]["type"] == "WorkerDied" and "died" in out[3]["error"]["message"]
+    assert all(r.get("done") for i, r in enumerate(out) if i not in (3, 6))
+    assert out[6] == records[6]
+    assert (summary.records_out, summary.failed_here, summary.failed_before) == (9, 1, 1)

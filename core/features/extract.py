@@ -22,10 +22,11 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 import multiprocessing
 
 from threadpoolctl import threadpool_limits
@@ -90,10 +91,10 @@ class _Pending:
 
 
 class _Pool:
-    """A process pool that can be replaced when a worker dies."""
+    """A process pool running `task(record) -> record` that is replaced when a worker dies."""
 
-    def __init__(self, workers: int, backend: str, sample_rate: int):
-        self.workers, self.backend, self.sample_rate = workers, backend, sample_rate
+    def __init__(self, workers: int, task: Callable[[Record], Record]):
+        self.workers, self.task = workers, task
         self.executor = self._new()
 
     def _new(self) -> ProcessPoolExecutor:
@@ -101,7 +102,7 @@ class _Pool:
         return ProcessPoolExecutor(self.workers, mp_context=context)
 
     def submit(self, record: Record) -> Future:
-        return self.executor.submit(_analyse_or_error, record, self.backend, self.sample_rate)
+        return self.executor.submit(self.task, record)
 
     def renew(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -119,8 +120,12 @@ class _Pool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _parallel(records: Iterable[Record], workers: int, backend: str, sample_rate: int, summary: StreamSummary | None):
-    pool = _Pool(workers, backend, sample_rate)
+def in_pool(
+    records: Iterable[Record], task: Callable[[Record], Record], workers: int, summary: StreamSummary | None = None
+) -> Iterator[Record]:
+    """`task` (picklable; it must turn its own failures into error records) over the records in
+    `workers` spawned processes, in input order; records with an `error` pass through."""
+    pool = _Pool(workers, task)
     window: deque[_Pending] = deque()
 
     def finish(entry: _Pending) -> Iterator[Record]:
@@ -134,8 +139,10 @@ def _parallel(records: Iterable[Record], workers: int, backend: str, sample_rate
                 pool.renew()
                 out = pool.run_alone(entry.record)
                 for other in window:
-                    if other.future is not None:
+                    if other.future is not None and (not other.future.done() or other.future.exception() is not None):
                         other.future = _done(pool.run_alone(other.record))
+            except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
+                out = with_error(entry.record, STAGE, exc)
             new_failure = has_error(out)
         if summary is not None:
             summary.note(out, new_failure=new_failure)
@@ -180,4 +187,4 @@ def extract_features(
     records = take_shard(records, shard)
     if workers == 1:
         return map_records(records, lambda record: analyse_record(record, backend, sample_rate), STAGE, summary)
-    return _parallel(records, workers, backend, sample_rate, summary)
+    return in_pool(records, partial(_analyse_or_error, backend=backend, sample_rate=sample_rate), workers, summary)
