@@ -10,13 +10,14 @@
   through untouched (map_records semantics).
 - `shard=(i, n)` keeps the records whose position in the input (0-based, counting every record)
   is i modulo n, so n jobs of a cluster array or n torchrun ranks split a collection with no
-  overlap and no gap; the others are not read from disk nor written.
+  overlap and no gap; the other records' audio is not decoded and they are not written.
 - `workers > 1` analyses records in a process pool. Output order is input order. At most
   `IN_FLIGHT_PER_WORKER * workers` records are in flight, so memory does not grow with the
   input. Every analysis runs with one BLAS thread (see `analyse_record`), so N workers use N cores.
   A worker that dies (a decoder crash, out of memory) fails the record it was analysing: the
   records that were in flight are re-run one at a time in a fresh pool to find which one it
-  was, and the others go on.
+  was, and the others go on. Workers are spawned, so a Python script calling this with
+  workers > 1 needs the usual `if __name__ == "__main__":` guard.
 """
 
 from __future__ import annotations
