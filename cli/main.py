@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from mllm.cli import eval_caption, eval_mir
+from mllm.cli import encode, eval_caption, eval_mir
 from mllm.cli import extract_features
 from mllm.cli import build_instructions
 from mllm.cli import synth
@@ -43,6 +43,7 @@ def root(
 app.command("eval-mir")(eval_mir.command)
 app.command("eval-caption")(eval_caption.command)
 app.command("build-instructions")(build_instructions.command)
+app.command("encode")(encode.command)
 app.command("extract-features")(extract_features.command)
 app.command("synth")(synth.command)
 
