@@ -17,7 +17,8 @@ from mllm.cli.common import (
     stream_errors,
 )
 from mllm.core.features.backend import DEFAULT_BACKEND, BackendUnavailable, backend_names, get_backend
-from mllm.core.features.extract import DEFAULT_SAMPLE_RATE, STAGE, extract_features, parse_shard
+from mllm.core.features.extract import DEFAULT_SAMPLE_RATE, STAGE, extract_features
+from mllm.core.io.shards import parse_shard
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter, read_records
 

@@ -9,7 +9,8 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from mllm.cli.main import app
-from mllm.core.features.extract import STAGE, extract_features, in_pool, parse_shard, take_shard
+from mllm.core.features.extract import STAGE, extract_features, in_pool
+from mllm.core.io.shards import parse_shard, take_shard
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import read_records
 from mllm.core.metrics import tempo as tempo_metrics

@@ -35,33 +35,11 @@ from threadpoolctl import threadpool_limits
 from mllm.core.audio import record_audio
 from mllm.core.features.backend import DEFAULT_BACKEND, get_backend
 from mllm.core.io.errors import Record, StreamSummary, has_error, map_records, with_error
+from mllm.core.io.shards import take_shard
 
 STAGE = "extract-features"
 DEFAULT_SAMPLE_RATE = 22050
 IN_FLIGHT_PER_WORKER = 4
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'i/n' -> (i, n) with 0 <= i < n; ValueError otherwise."""
-    index, sep, count = text.partition("/")
-    try:
-        i, n = int(index), int(count)
-    except ValueError:
-        raise ValueError(f"--shard takes i/n (e.g. 0/4), got {text!r}") from None
-    if not sep or n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard i/n needs 0 <= i < n, got {text!r}")
-    return i, n
-
-
-def take_shard(records: Iterable[Record], shard: tuple[int, int] | None) -> Iterator[Record]:
-    """Every n-th record starting at position i (all records when `shard` is None)."""
-    if shard is None:
-        yield from records
-        return
-    index, count = shard
-    for position, record in enumerate(records):
-        if position % count == index:
-            yield record
 
 
 def analyse_record(record: Record, backend: str = DEFAULT_BACKEND, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Record:
