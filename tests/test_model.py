@@ -200,6 +200,7 @@ def test_checkpoint_round_trip(llm_folder, tmp_path):
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))]
     loaded = load_checkpoint(folder)
     assert loaded.encoder == ENCODER and loaded.system_prompt == model.system_prompt
+    assert loaded.llm_spec == str(llm_folder.resolve())  # a local LLM is recorded by absolute path
     assert not any(p.requires_grad for p in loaded.parameters())
     model.eval()
     with torch.no_grad():

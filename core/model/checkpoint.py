@@ -91,7 +91,7 @@ def load_checkpoint(folder: str | os.PathLike, llm: str | None = None, dtype: to
     projector = Projector(ProjectorConfig(**config["projector"]))
     projector.load_state_dict(load_file(folder / "projector.safetensors"))
     lora = LoraSettings(**config["lora"]) if config["lora"] else None
-    model = MusicLLM(base, tokenizer, projector, llm_spec=config["llm"], encoder=config["encoder"], lora=lora,
+    model = MusicLLM(base, tokenizer, projector, llm_spec=llm or config["llm"], encoder=config["encoder"], lora=lora,
                      system_prompt=config["system_prompt"])
     if lora is not None:
         adapter = folder / "adapter"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
@@ -88,7 +89,8 @@ class MusicLLM(nn.Module):
         config = ProjectorConfig(input_dim=int(encoder["dim"]), output_dim=hidden, **(projector or {}))
         if isinstance(lora, dict):
             lora = LoraSettings(**lora)
-        return cls(model, tokenizer, Projector(config), llm_spec=str(llm), encoder=encoder, lora=lora,
+        spec = str(Path(llm).resolve()) if Path(llm).exists() else str(llm)  # local paths: absolute
+        return cls(model, tokenizer, Projector(config), llm_spec=spec, encoder=encoder, lora=lora,
                    system_prompt=system_prompt)
 
     @property
