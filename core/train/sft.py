@@ -1,0 +1,375 @@
+"""Supervised fine-tuning of a MusicLLM on instruction records: one loop, read top to bottom.
+
+    run = setup(SFTConfig(llm="smollm2", steps=300), records)   # or setup(config, records, resume="ckpt/")
+    for metrics in train(run):                                   # one dict per optimizer step
+        print(json.dumps(metrics))                               # {"step", "epoch", "loss", "lr", "tokens_per_s", ...}
+
+What a step does:
+- the data is a stream of micro-batches: epoch e visits the `train` records in the order
+  `randperm(n, generator=seed(seed, e))`, `batch_size` at a time (the last one may be smaller);
+- `grad_accum` micro-batches make one optimizer step. Each micro-batch loss (mean cross-entropy over
+  its answer tokens, end-of-turn token included) is weighted by its share of the step's answer
+  tokens, so k micro-batches give the gradient of one k-times-larger batch;
+- forward under `torch.autocast(device, bfloat16)` when `bf16` (CPU included);
+- `clip_grad_norm_(max_grad_norm)`, AdamW on `model.trainable_parameters()` (the projector, plus the
+  LoRA adapter unless `projector_only`), learning rate `lr * lr_factor(step)`: linear warmup, then
+  cosine to `min_lr_ratio * lr` (LambdaLR);
+- every `val_every` steps (and at the end) the mean answer-token loss on the `valid` split;
+- every `save_every` steps (and at the end) a checkpoint.
+
+Before step 0 the projector's standardisation (per-dimension mean and std of every training frame)
+is set from the training embeddings; it is saved with the projector.
+
+Checkpoint = the model checkpoint of core/model (config.json, projector.safetensors, adapter/) plus
+the trainer state, all written into a temporary folder renamed into place:
+
+    trainer_state.json          step, epoch, position in the epoch, the SFTConfig, a fingerprint of
+                                the training data, optimizer param groups, scheduler state
+    trainer_state.safetensors   optimizer moments ("optimizer.<param index>.<name>") and RNG states
+
+No pickle anywhere: `resume` reads JSON and safetensors, restores the optimizer, the scheduler and
+the RNG (after the model is rebuilt, since building draws random numbers), and continues with the
+next micro-batch of the same epoch order: the losses after a resume equal those of a run that was
+never stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
+                             load_checkpoint, save_checkpoint)
+
+__all__ = ["SFTConfig", "TrainerState", "Run", "setup", "train", "evaluate", "save", "lr_factor",
+           "bf16_supported", "TRAINER_STATE_JSON", "TRAINER_STATE_TENSORS"]
+
+TRAINER_STATE_JSON = "trainer_state.json"
+TRAINER_STATE_TENSORS = "trainer_state.safetensors"
+# Options a resumed run may change; every other field comes from the checkpoint.
+RESUME_MAY_CHANGE = ("output", "val_every", "save_every", "device")
+
+
+@dataclass
+class SFTConfig:
+    llm: str = "smollm2"  # hub id, folder, .gguf, or "smollm2" (see core/model/llm.py)
+    projector: str = "mlp"  # linear | mlp | strided
+    stride: int = 4  # strided projector: frames per audio token
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    projector_only: bool = False  # LLaVA's stage 1: no adapter, the LLM frozen
+    steps: int | None = None  # optimizer steps; None = `epochs` passes over the training records
+    epochs: float = 1.0
+    batch_size: int = 8  # records per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup: int = 0  # optimizer steps of linear warmup
+    min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
+    max_grad_norm: float = 1.0  # 0 = no clipping
+    bf16: bool = False  # torch.autocast(bfloat16) around the forward pass
+    grad_checkpointing: bool = False
+    val_every: int = 0  # 0 = validate only at the end
+    save_every: int = 0  # 0 = save only at the end (and on interruption)
+    output: str = "checkpoint"
+    seed: int = 0
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
+    device: str = "cpu"
+
+    def check(self) -> "SFTConfig":
+        if self.projector not in ("linear", "mlp", "strided"):
+            raise ValueError(f"projector must be linear, mlp or strided, not {self.projector!r}")
+        for name in ("batch_size", "grad_accum", "stride", "lora_rank"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError("steps must be >= 1")
+        if self.steps is None and self.epochs <= 0:
+            raise ValueError("epochs must be > 0")
+        if self.lr <= 0 or self.warmup < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError("lr must be > 0, warmup >= 0, min_lr_ratio in [0, 1]")
+        return self
+
+
+@dataclass
+class TrainerState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epoch of the next micro-batch
+    position: int = 0  # index of the next micro-batch in that epoch
+
+
+@dataclass
+class Run:
+    """Everything `train` needs; `setup` builds it."""
+
+    config: SFTConfig
+    model: MusicLLM
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    train_examples: list[Example]
+    valid_examples: list[Example]
+    data_fingerprint: str
+    total_steps: int
+    state: TrainerState = field(default_factory=TrainerState)
+    stop_requested: bool = False  # set from outside (Ctrl-C): `train` stops after the current step
+    last_metrics: dict = field(default_factory=dict)
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """Multiplier of the base learning rate at optimizer step `step` (0-based).
+
+    Warmup: (step + 1) / warmup for step < warmup (the last warmup step reaches the full rate).
+    Then cosine: min_ratio + (1 - min_ratio) * (1 + cos(pi * p)) / 2, p = (step - warmup) / (total - warmup).
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def bf16_supported(device: str) -> bool:
+    """bf16 autocast is worth it: a CUDA GPU with bf16, or a CPU with AVX512-BF16 / AMX."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# ---- setup ------------------------------------------------------------------------------------
+
+
+def _encoder_of(records: Sequence[dict]) -> dict:
+    first = records[0]
+    dim = int(np.asarray(first["audio_embedding"]).shape[-1])
+    return {"name": str(first.get("encoder") or "unknown"), "dim": dim, "frame_rate": first.get("frame_rate")}
+
+
+def _fingerprint(records: Sequence[dict]) -> str:
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(str(record.get("id")).encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def split_records(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """(train, valid): records whose `split` is "train" (or missing) and "valid"; "test" is left out."""
+    train_records = [r for r in records if r.get("split", "train") in ("train", None)]
+    valid_records = [r for r in records if r.get("split") == "valid"]
+    return train_records, valid_records
+
+
+def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike | None = None) -> Run:
+    """Build model, optimizer, scheduler and data; with `resume`, restore them from a checkpoint."""
+    saved = None
+    if resume is not None:
+        saved = json.loads((Path(resume) / TRAINER_STATE_JSON).read_text())
+        kept = {k: v for k, v in saved["config"].items() if k not in RESUME_MAY_CHANGE}
+        config = SFTConfig(**{**asdict(config), **kept})
+    config.check()
+    train_records, valid_records = split_records(records)
+    if not train_records:
+        raise ValueError("no training records (split 'train' or no split)")
+    fingerprint = _fingerprint(train_records)
+    if saved is not None and saved["data"]["fingerprint"] != fingerprint:
+        raise ValueError(f"{resume} was trained on other records ({saved['data']['train']} training records, "
+                         f"fingerprint {saved['data']['fingerprint']}); resuming needs the same data")
+
+    # Model: fresh (seeded) or from the checkpoint.
+    torch.manual_seed(config.seed)
+    if saved is None:
+        lora = None if config.projector_only else LoraSettings(config.lora_rank, config.lora_alpha,
+                                                               config.lora_dropout, list(config.lora_targets))
+        model = MusicLLM.build(config.llm, encoder=_encoder_of(train_records),
+                               projector={"kind": config.projector, "stride": config.stride}, lora=lora,
+                               system_prompt=config.system_prompt, device=config.device)
+    else:
+        model = load_checkpoint(resume, device=config.device, trainable=True)
+    if config.grad_checkpointing:
+        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    train_examples = [model.example(r) for r in train_records]
+    valid_examples = [model.example(r) for r in valid_records]
+    if saved is None:  # standardise the projector's input with training-set statistics
+        frames = torch.cat([e.audio for e in train_examples]).double()  # (sum T, D)
+        model.projector.set_standardization(frames.mean(0).float(), frames.std(0, correction=0).clamp_min(1e-6).float())
+
+    batches_per_epoch = math.ceil(len(train_examples) / config.batch_size)
+    total_steps = config.steps or max(1, math.ceil(config.epochs * batches_per_epoch / config.grad_accum))
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, config.warmup, total_steps, config.min_lr_ratio))
+    run = Run(config, model, optimizer, scheduler, train_examples, valid_examples, fingerprint, total_steps)
+    if saved is not None:
+        _restore_trainer_state(run, Path(resume), saved)
+    return run
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> list[int]:
+    """The order of epoch `epoch`: a function of (seed, epoch) only, so a resumed run replays it."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def next_micro_batch(run: Run) -> list[Example]:
+    """The micro-batch at the cursor (epoch, position); advances the cursor."""
+    size, n, state = run.config.batch_size, len(run.train_examples), run.state
+    if state.position * size >= n:
+        state.epoch, state.position = state.epoch + 1, 0
+    order = epoch_order(run.config.seed, state.epoch, n)
+    chosen = order[state.position * size:(state.position + 1) * size]
+    state.position += 1
+    return [run.train_examples[i] for i in chosen]
+
+
+def answer_tokens(batch: Batch) -> int:
+    return int((batch.labels[:, 1:] != IGNORE_INDEX).sum())
+
+
+def autocast(run: Run):
+    device_type = "cuda" if run.config.device.startswith("cuda") else "cpu"
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=run.config.bf16)
+
+
+@torch.no_grad()
+def evaluate(run: Run, examples: Sequence[Example] | None = None) -> float | None:
+    """Mean cross-entropy over every answer token of `examples` (default: the valid split)."""
+    examples = run.valid_examples if examples is None else examples
+    if not examples:
+        return None
+    run.model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(examples), run.config.batch_size):
+        batch = run.model.collate(examples[start:start + run.config.batch_size], "right").to(run.model.device)
+        with autocast(run):
+            loss = run.model(batch)
+        n = answer_tokens(batch)
+        total, count = total + float(loss) * n, count + n
+    run.model.train()
+    return total / max(1, count)
+
+
+def train(run: Run) -> Iterator[dict]:
+    """Optimizer steps until `total_steps` (or `stop_requested`); yields each step's metrics.
+    Saves every `save_every` steps and at the end (also when stopped)."""
+    config, model, optimizer, scheduler, state = run.config, run.model, run.optimizer, run.scheduler, run.state
+    parameters = model.trainable_parameters()
+    model.train()
+    while state.step < run.total_steps and not run.stop_requested:
+        started = time.perf_counter()
+        epoch = state.epoch if state.position * config.batch_size < len(run.train_examples) else state.epoch + 1
+        batches = [model.collate(next_micro_batch(run), "right").to(model.device) for _ in range(config.grad_accum)]
+        weights = [answer_tokens(b) for b in batches]
+        step_tokens = max(1, sum(weights))
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for batch, weight in zip(batches, weights):
+            with autocast(run):
+                loss = model(batch)  # mean over this micro-batch's answer tokens
+            (loss * (weight / step_tokens)).backward()  # -> mean over the step's answer tokens
+            loss_sum += float(loss.detach()) * weight
+        grad_norm = (torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm) if config.max_grad_norm > 0
+                     else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        state.step += 1
+        seconds = time.perf_counter() - started
+        tokens = sum(int(b.attention_mask.sum()) for b in batches)
+        metrics = {"step": state.step, "epoch": epoch, "loss": loss_sum / step_tokens, "lr": lr,
+                   "grad_norm": float(grad_norm), "tokens_per_s": tokens / seconds, "s_per_step": seconds}
+        if (config.val_every and state.step % config.val_every == 0) or state.step == run.total_steps:
+            metrics["val_loss"] = evaluate(run)
+        run.last_metrics = metrics
+        if config.save_every and state.step % config.save_every == 0 and state.step < run.total_steps:
+            save(run)
+        yield metrics
+    save(run)
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+
+
+def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
+    """Model checkpoint + trainer state, written into a temporary folder and renamed into place."""
+    folder = Path(folder or run.config.output)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.staging-{uuid.uuid4().hex[:8]}"
+    try:
+        save_checkpoint(run.model, staging, extra={"trainer": "sft", "step": run.state.step})
+        tensors, optimizer_json = _flatten_optimizer(run.optimizer.state_dict())
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in tensors.items()}, staging / TRAINER_STATE_TENSORS)
+        trainer_state = {"format": "mllm-sft-trainer", "version": 1, **asdict(run.state),
+                         "total_steps": run.total_steps, "config": asdict(run.config),
+                         "data": {"train": len(run.train_examples), "valid": len(run.valid_examples),
+                                  "fingerprint": run.data_fingerprint},
+                         "optimizer": optimizer_json, "scheduler": run.scheduler.state_dict(),
+                         "last_metrics": run.last_metrics}
+        (staging / TRAINER_STATE_JSON).write_text(json.dumps(trainer_state, indent=2) + "\n")
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(folder, old)
+        os.rename(staging, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """AdamW state dict -> ({"optimizer.<index>.<name>": tensor}, JSON with the param groups and
+    the non-tensor per-parameter values)."""
+    tensors, scalars = {}, {}
+    for index, values in state_dict["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
+def _restore_trainer_state(run: Run, folder: Path, saved: dict) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(folder / TRAINER_STATE_TENSORS)
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value.to(run.model.device)
+    for index, values in saved["optimizer"]["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    run.optimizer.load_state_dict({"state": state, "param_groups": saved["optimizer"]["param_groups"]})
+    run.scheduler.load_state_dict(saved["scheduler"])
+    run.state = TrainerState(**{f.name: saved[f.name] for f in fields(TrainerState)})
+    run.total_steps = saved["total_steps"]
+    run.last_metrics = saved.get("last_metrics", {})
+    # Last: building the model drew random numbers; the resumed run must draw what the original would.
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
