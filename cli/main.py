@@ -11,6 +11,7 @@ from mllm.cli import encode, eval_caption, eval_mir
 from mllm.cli import extract_features
 from mllm.cli import build_instructions
 from mllm.cli import synth
+from mllm.cli import sft
 from mllm.core import __version__
 
 app = typer.Typer(
@@ -46,6 +47,7 @@ app.command("build-instructions")(build_instructions.command)
 app.command("encode")(encode.command)
 app.command("extract-features")(extract_features.command)
 app.command("synth")(synth.command)
+app.command("sft")(sft.command)
 
 
 def main() -> None:

@@ -1,0 +1,123 @@
+"""`mllm sft`: supervised fine-tuning of a MusicLLM (projector + LoRA) on instruction records."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Optional
+
+import orjson
+import typer
+
+from mllm.cli.common import INPUT_HELP, console, fail, progress, stream_errors
+from mllm.core.io.errors import has_error
+from mllm.core.io.records import read_records
+from mllm.core.model import DEFAULT_SYSTEM_PROMPT
+from mllm.core.train.sft import SFTConfig, bf16_supported, setup, train
+
+EXIT_INTERRUPTED = 130
+
+
+def command(
+    input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split` and `audio_embedding` (from `mllm encode`)."),
+    output: str = typer.Option("checkpoint", "-o", "--output", help="Checkpoint folder (rewritten atomically at every save)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint folder (same records; its options win except -o, --val-every, --save-every, --device)."),
+    llm: str = typer.Option("smollm2", "--llm", help="The LLM: 'smollm2' (embedded SmolLM2-135M-Instruct), a .gguf, a local folder or a hub id."),
+    projector: str = typer.Option("mlp", "--projector", help="linear, mlp or strided."),
+    stride: int = typer.Option(4, "--stride", min=1, help="Frames merged into one audio token (strided projector)."),
+    lora_rank: int = typer.Option(8, "--lora-rank", min=1, help="LoRA rank."),
+    lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha (scale = alpha / rank)."),
+    lora_targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--lora-targets", help="Comma-separated module names that get an adapter."),
+    lora_dropout: float = typer.Option(0.05, "--lora-dropout", help="Dropout on the LoRA input."),
+    projector_only: bool = typer.Option(False, "--projector-only", help="Train only the projector, no adapter (LLaVA's stage 1)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps (default: --epochs passes over the train split)."),
+    epochs: float = typer.Option(1.0, "--epochs", help="Passes over the train split when --steps is not given."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Records per micro-batch."),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
+    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW)."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", help="AdamW weight decay."),
+    warmup: int = typer.Option(0, "--warmup", min=0, help="Steps of linear warmup before the cosine decay."),
+    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="Gradient clipping norm (0 = none)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (default: on when the GPU or CPU has fast bf16, e.g. AVX512-BF16/AMX)."),
+    grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in the backward pass (less memory, slower)."),
+    val_every: int = typer.Option(0, "--val-every", min=0, help="Validation loss on the `valid` split every N steps (0 = at the end only)."),
+    save_every: int = typer.Option(0, "--save-every", min=0, help="Checkpoint every N steps (0 = at the end and on Ctrl-C only)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, the data order and dropout."),
+    system_prompt: str = typer.Option(DEFAULT_SYSTEM_PROMPT, "--system-prompt", help="System turn added to records without one ('' = none: the template's default)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+) -> None:
+    """Fine-tune a MusicLLM: a projector from the audio embedding to the LLM, plus a LoRA adapter.
+
+    Loss on the answer tokens only, AdamW, warmup + cosine, gradient accumulation and clipping,
+    bf16 autocast. Metrics stream as JSONL on stdout (step, epoch, loss, lr, tokens_per_s, and
+    val_loss when computed). The checkpoint folder holds the adapter, the projector, a config
+    naming the encoder and LLM, and the trainer state; Ctrl-C saves it and exits with code 130.
+
+    Examples:
+
+        mllm sft instructions.enc.jsonl -o runs/key --steps 300 --batch-size 8 --val-every 50 > runs/key.metrics.jsonl
+
+        mllm sft instructions.enc.jsonl -o runs/stage1 --projector-only --lr 1e-3 --epochs 2
+
+        mllm sft instructions.enc.jsonl -o runs/key --resume runs/key --steps 300
+
+        mllm sft instructions.enc.jsonl --llm models/SmolLM2-360M-Instruct --lora-rank 16 --lora-alpha 32 --grad-accum 4
+    """
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = SFTConfig(llm=llm, projector=projector, stride=stride, lora_rank=lora_rank, lora_alpha=lora_alpha,
+                       lora_dropout=lora_dropout, lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()],
+                       projector_only=projector_only, steps=steps, epochs=epochs, batch_size=batch_size,
+                       grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup=warmup,
+                       max_grad_norm=max_grad_norm, bf16=bf16_supported(device) if bf16 is None else bf16,
+                       grad_checkpointing=grad_checkpointing, val_every=val_every, save_every=save_every,
+                       output=output, seed=seed, system_prompt=system_prompt or None, device=device)
+    with stream_errors():
+        records = list(read_records(input))
+    usable = [r for r in records if not has_error(r)]
+    if len(usable) < len(records):
+        console.print(f"[yellow]skipping {len(records) - len(usable)} error records[/]", highlight=False)
+    missing = [r.get("id") for r in usable if "audio_embedding" not in r or "messages" not in r]
+    if missing:
+        raise fail(f"{len(missing)} records lack `audio_embedding` or `messages` (first: {missing[0]!r}); run `mllm encode` and `mllm build-instructions` first")
+    if not usable:
+        raise fail("no records to train on")
+    try:
+        run = setup(config, usable, resume=resume)
+    except (ValueError, KeyError, OSError) as exc:
+        raise fail(str(exc)) from None
+
+    def request_stop(signum, frame):  # first Ctrl-C: finish the step, save, exit 130; second: at once
+        run.stop_requested = True
+        console.print("[yellow]interrupted: saving a checkpoint after this step (Ctrl-C again to abort)[/]")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    config = run.config
+    console.print(f"sft: {len(run.train_examples)} train / {len(run.valid_examples)} valid records, "
+                  f"{run.total_steps} steps, bf16 {'on' if config.bf16 else 'off'}, "
+                  f"{'projector only' if config.projector_only else f'LoRA r={config.lora_rank}'}, -> {config.output}",
+                  highlight=False)
+    stdout = sys.stdout.buffer
+    try:
+        with progress() as bar:
+            task = bar.add_task("sft", total=run.total_steps, completed=run.state.step)
+            for metrics in train(run):
+                stdout.write(orjson.dumps(metrics, option=orjson.OPT_APPEND_NEWLINE))
+                stdout.flush()
+                description = f"sft loss {metrics['loss']:.3f}"
+                if metrics.get("val_loss") is not None:
+                    description += f" val {metrics['val_loss']:.3f}"
+                bar.update(task, completed=metrics["step"], description=description)
+    except KeyboardInterrupt:  # second Ctrl-C: a half-done step cannot be saved exactly, so nothing is
+        console.print(f"[yellow]aborted mid-step: not saved; {config.output} holds the last checkpoint, if any[/]",
+                      highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if run.stop_requested:
+        console.print(f"saved {config.output} at step {run.state.step}; continue with --resume {config.output}", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    console.print(f"[green]saved {config.output} at step {run.state.step}[/]", highlight=False)
