@@ -88,6 +88,9 @@ def command(
         run = setup(config, usable, resume=resume)
     except (ValueError, KeyError, OSError) as exc:
         raise fail(str(exc)) from None
+    except KeyboardInterrupt:  # before step 0 there is nothing to save
+        console.print("[yellow]interrupted before training started[/]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
     def request_stop(signum, frame):  # first Ctrl-C: finish the step, save, exit 130; second: at once
         run.stop_requested = True

@@ -145,3 +145,12 @@ def test_epoch_order_is_seeded(llm_folder, tmp_path):
     assert sorted(first[:4]) == sorted(first[4:])  # each epoch visits every record once
     assert answer_tokens(run.model.collate(run.train_examples[:1], "right")) > 0
     assert evaluate(run) is None  # no valid split
+
+
+def test_grad_checkpointing_gives_the_same_step(llm_folder, tmp_path):
+    results = []
+    for checkpointing in (False, True):
+        run = setup(config(llm_folder, tmp_path, steps=2, lora_dropout=0.0, grad_checkpointing=checkpointing),
+                    make_records(4))
+        results.append([(m["loss"], m["grad_norm"]) for m in train(run)])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5)

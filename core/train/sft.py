@@ -157,7 +157,8 @@ def bf16_supported(device: str) -> bool:
 def _encoder_of(records: Sequence[dict]) -> dict:
     first = records[0]
     dim = int(np.asarray(first["audio_embedding"]).shape[-1])
-    return {"name": str(first.get("encoder") or "unknown"), "dim": dim, "frame_rate": first.get("frame_rate")}
+    rate = first.get("frame_rate")
+    return {"name": str(first.get("encoder") or "unknown"), "dim": dim, "frame_rate": None if rate is None else float(rate)}
 
 
 def _fingerprint(records: Sequence[dict]) -> str:
@@ -254,6 +255,7 @@ def evaluate(run: Run, examples: Sequence[Example] | None = None) -> float | Non
     examples = run.valid_examples if examples is None else examples
     if not examples:
         return None
+    was_training = run.model.training
     run.model.eval()
     total, count = 0.0, 0
     for start in range(0, len(examples), run.config.batch_size):
@@ -262,7 +264,7 @@ def evaluate(run: Run, examples: Sequence[Example] | None = None) -> float | Non
             loss = run.model(batch)
         n = answer_tokens(batch)
         total, count = total + float(loss) * n, count + n
-    run.model.train()
+    run.model.train(was_training)
     return total / max(1, count)
 
 
