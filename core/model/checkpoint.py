@@ -40,6 +40,21 @@ CHECKPOINT_FORMAT = "mllm-musicllm"
 CHECKPOINT_VERSION = 1
 
 
+def replace_folder(complete: Path, folder: Path) -> None:
+    """Put the fully written folder `complete` in place of `folder`, by renames only.
+
+    An existing `folder` is moved aside first and deleted after, so at every moment `folder` is
+    either the old whole checkpoint or the new whole one: a kill never leaves half of one.
+    """
+    old = None
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, old)
+    os.rename(complete, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(model: MusicLLM, folder: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write `model` to `folder` atomically; `extra` (JSON) is stored in config.json under "extra"."""
     folder = Path(folder)
@@ -56,13 +71,7 @@ def save_checkpoint(model: MusicLLM, folder: str | os.PathLike, extra: dict | No
         if model.lora is not None:
             model.llm.save_pretrained(temporary / "adapter", safe_serialization=True)
         (temporary / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(folder, old)
-        os.rename(temporary, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(temporary, folder)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return folder

@@ -49,6 +49,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from mllm.core.model.checkpoint import replace_folder
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
                              load_checkpoint, save_checkpoint)
 
@@ -330,13 +331,7 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
                          "optimizer": optimizer_json, "scheduler": run.scheduler.state_dict(),
                          "last_metrics": run.last_metrics}
         (staging / TRAINER_STATE_JSON).write_text(json.dumps(trainer_state, indent=2) + "\n")
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(folder, old)
-        os.rename(staging, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
