@@ -12,6 +12,7 @@ from mllm.cli import extract_features
 from mllm.cli import build_instructions
 from mllm.cli import synth
 from mllm.cli import sft
+from mllm.cli import caption, regress
 from mllm.core import __version__
 
 app = typer.Typer(
@@ -48,6 +49,8 @@ app.command("encode")(encode.command)
 app.command("extract-features")(extract_features.command)
 app.command("synth")(synth.command)
 app.command("sft")(sft.command)
+app.command("caption")(caption.command)
+app.command("regress")(regress.command)
 
 
 def main() -> None:

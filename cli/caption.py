@@ -1,0 +1,99 @@
+"""`mllm caption`: free-text answers (captions, or any question) from a MusicLLM checkpoint."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from typing import Optional
+
+import typer
+
+from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress, stream_errors
+from mllm.core.io.errors import StreamSummary
+from mllm.core.io.jsonl import dumps
+from mllm.core.io.records import RecordWriter, output_format, read_records
+
+
+def load_generator(model: str, device: str, dtype: str, max_new_tokens: int, sample: bool, temperature: float,
+                   top_p: float, seed: int):
+    """The checkpoint wrapped as a generator (shared with `mllm regress`); exits 2 when it cannot load."""
+    import torch
+
+    from mllm.core.infer.generation import ModelGenerator
+    from mllm.core.model import load_checkpoint
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(seed)
+    try:
+        loaded = load_checkpoint(model, dtype=getattr(torch, dtype), device=device)
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise fail(f"cannot load checkpoint {model}: {exc}") from None
+    return ModelGenerator(loaded, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p)
+
+
+def command(
+    input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio_embedding` (from `mllm encode`); `messages` give their question."),
+    model: str = typer.Option(..., "--model", help="MusicLLM checkpoint folder (from `mllm sft`)."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Ask every record this instead of its own `messages` (default for records without messages: 'Describe this music.')."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
+    output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    resume: bool = typer.Option(False, "--resume", help="With -o FILE (JSONL): skip records whose id is already in FILE and append the others."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate call (left-padded)."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest answer, in tokens."),
+    sample: bool = typer.Option(False, "--sample/--greedy", help="Sample from the model (default: greedy decoding)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --sample; 1 = the full distribution)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (float16 on GPU)."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+) -> None:
+    """Generate a free-text answer for every record and write it as `response`.
+
+    Batched generation, greedy by default or sampled; each record is asked its own question (its
+    `messages` without the answer) or the --prompt text. Every input field is kept. With
+    -o FILE --resume, records already in FILE are skipped, so a stopped run continues.
+
+    Examples:
+
+        mllm caption clips.enc.jsonl --model runs/caption -o captions.jsonl
+
+        mllm caption clips.enc.jsonl --model runs/caption -o captions.jsonl --resume
+
+        mllm caption test.jsonl --model runs/key --prompt "What key is this music in?" --max-new-tokens 16
+
+        mllm caption clips.enc.jsonl --model runs/caption --sample --temperature 0.7 --seed 3 | mllm eval-caption
+    """
+    from mllm.core.infer.captions import STAGE, caption_records, done_ids
+
+    if resume and (not output or output == "-"):
+        raise fail("--resume needs -o FILE: the ids already written are read from it")
+    if resume and output_format(output, output_format_name) != "jsonl":
+        raise fail("--resume appends to JSONL output only")
+    skip: set[str] = set()
+    if resume:
+        try:
+            skip = done_ids(output)
+        except (OSError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        console.print(f"resume: {len(skip)} records already in {output}", highlight=False)
+    generate = load_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed)
+    summary = StreamSummary(STAGE)
+    with ExitStack() as stack, stream_errors():
+        if resume:
+            handle = stack.enter_context(open(output, "ab"))
+
+            def write(record):
+                handle.write(dumps(record))
+                handle.flush()  # a stop loses at most the batch being generated
+        else:
+            writer = stack.enter_context(RecordWriter(output or "-", output_format_name))
+            write = writer.write
+        records = (r for r in read_records(input) if r.get("id") not in skip)
+        with progress() as bar:
+            task = bar.add_task("caption", total=None)
+            for record in caption_records(records, generate, prompt=prompt, batch_size=batch_size, summary=summary):
+                write(record)
+                bar.advance(task)
+    finish(summary, allow_errors)

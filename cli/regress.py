@@ -1,0 +1,96 @@
+"""`mllm regress`: numeric targets (arousal, valence, ...) from a MusicLLM or from a probe."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Optional
+
+import typer
+
+from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress, stream_errors
+from mllm.core.evaluation.tasks import TaskError, parse_scale
+from mllm.core.io.errors import StreamSummary
+from mllm.core.io.records import RecordWriter, read_records, spool_stdin
+
+
+def command(
+    input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio_embedding` (from `mllm encode`)."),
+    model: Optional[str] = typer.Option(None, "--model", help="MusicLLM checkpoint folder (--method llm)."),
+    method: str = typer.Option("llm", "--method", help="llm: ask the model and read its answer; probe: a regressor on pooled embeddings trained on the train split."),
+    probe: str = typer.Option("ridge", "--probe", help="Probe kind with --method probe: ridge (RidgeCV) or mlp."),
+    targets: str = typer.Option("arousal,valence", "--targets", help="Comma-separated numeric targets."),
+    scale: list[str] = typer.Option([], "--scale", help="NAME=LOW,HIGH for a target (repeatable); default: the record's scale for its task, else 1-9 for arousal/valence/energy/brightness."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
+    output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions per generate call (--method llm)."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1, help="Longest answer, in tokens."),
+    sample: bool = typer.Option(False, "--sample/--greedy", help="Sample from the model (default: greedy decoding)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of the MLP probe."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (float16 on GPU)."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+) -> None:
+    """Predict numeric targets and write `prediction` {name: value, ..., "parse_ok"}.
+
+    --method llm asks the model "How would you rate the arousal ... on a scale from 1 to 9?" for
+    each target, reads the number with eval-mir's parser, clips it to the scale and keeps the raw
+    answers in `response` (parse_ok false, value null when no number was read). --method probe
+    fits a ridge or MLP regressor on time-pooled embeddings of the train split (labels.<name> or
+    answer.<name>) and predicts every record: the supervised baseline.
+
+    Examples:
+
+        mllm regress deam.enc.jsonl --model runs/emotion -o deam.pred.jsonl
+
+        mllm regress deam.enc.jsonl --model runs/emotion | mllm eval-mir --table
+
+        mllm regress deam.enc.jsonl --method probe --probe ridge | mllm eval-mir --table
+
+        mllm regress corpus.enc.jsonl --model runs/demo --targets energy,brightness --scale energy=1,9
+    """
+    names = tuple(t.strip() for t in targets.split(",") if t.strip())
+    if not names:
+        raise fail("--targets names no target")
+    scales = {}
+    for item in scale:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise fail(f"--scale takes NAME=LOW,HIGH, got {item!r}")
+        try:
+            scales[name.strip()] = parse_scale(text)
+        except TaskError as exc:
+            raise fail(str(exc)) from None
+    summary = StreamSummary("regress")
+    with ExitStack() as stack, stream_errors():
+        if method == "probe":
+            from mllm.core.infer.probe import METHODS, fit_probe, predict_records
+
+            if probe not in METHODS:
+                raise fail(f"--probe must be one of {', '.join(METHODS)}")
+            source, name = (spool_stdin(stack), "<stdin>") if input == "-" else (input, None)
+            try:
+                fitted = fit_probe(read_records(source, name=name), names, probe, seed)
+            except ValueError as exc:
+                raise fail(str(exc)) from None
+            console.print(f"probe ({probe}) trained on " + ", ".join(f"{n}: {c}" for n, c in fitted.train_counts.items())
+                          + " train records", highlight=False)
+            results = predict_records(read_records(source, name=name), fitted, scales, summary)
+        elif method == "llm":
+            from mllm.cli.caption import load_generator
+            from mllm.core.infer.regression import regress_records
+
+            if not model:
+                raise fail("--method llm needs --model CHECKPOINT")
+            generate = load_generator(model, device, dtype, max_new_tokens, sample, temperature, 1.0, seed)
+            results = regress_records(read_records(input), generate, targets=names, scales=scales,
+                                      batch_size=batch_size, summary=summary)
+        else:
+            raise fail(f"--method must be llm or probe, not {method!r}")
+        writer = stack.enter_context(RecordWriter(output or "-", output_format_name))
+        with progress() as bar:
+            task = bar.add_task(f"regress ({method})", total=None)
+            for record in results:
+                writer.write(record)
+                bar.advance(task)
+    finish(summary, allow_errors)

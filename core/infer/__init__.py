@@ -1,0 +1,1 @@
+"""Inference with a trained MusicLLM and the probe baseline: `caption`, `regress`. See docs/inference.md."""

@@ -1,0 +1,100 @@
+"""Batched answers from a MusicLLM: prompts -> batches -> `MusicLLM.generate` -> text.
+
+A prompt is chat turns whose user turn holds `<audio>` once, plus the record's `audio_embedding`
+([T, D]). `ModelGenerator` turns a list of prompts into a list of answers; anything with that
+signature (a stub in tests) can take its place in `captions.py` and `regression.py`.
+
+`answer_records` walks a record stream in batches of `batch_size` prompts. A record may ask several
+questions (one per regression target): its prompts go into the batch together, and the record is
+written once all its answers are back, in input order. A record whose prompts cannot be built, or
+that already carries an `error`, is written as an error record / passed through; the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
+
+__all__ = ["Prompt", "ModelGenerator", "answer_records"]
+
+
+@dataclass
+class Prompt:
+    messages: list[dict]  # system/user turns, the user turn holding "<audio>"
+    audio_embedding: object  # (T, D) array
+
+
+Generate = Callable[[list[Prompt]], list[str]]
+
+
+class ModelGenerator:
+    """`MusicLLM.generate` over a list of prompts (one left-padded batch)."""
+
+    def __init__(self, model, max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0):
+        self.model = model
+        self.options = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
+                            top_k=top_k, top_p=top_p)
+
+    def check(self, prompt: Prompt) -> None:
+        """Raise if the prompt cannot become an example (so the record alone fails, not its batch)."""
+        self.model.example({"messages": prompt.messages, "audio_embedding": prompt.audio_embedding}, with_answer=False)
+
+    def __call__(self, prompts: list[Prompt]) -> list[str]:
+        records = [{"messages": p.messages, "audio_embedding": p.audio_embedding} for p in prompts]
+        return self.model.generate(self.model.batch(records, with_answer=False), **self.options)
+
+
+def answer_records(records: Iterable[Record], questions: Callable[[Record], list[Prompt]],
+                   finish: Callable[[Record, list[str]], Record], generate: Generate, *, batch_size: int,
+                   stage: str, summary: StreamSummary | None = None) -> Iterator[Record]:
+    """Each record with `finish(record, answers)` applied, answers in the order of `questions(record)`."""
+    check = getattr(generate, "check", None)
+    pending: list[tuple[Record, list[Prompt] | None, Record | None]] = []  # (record, prompts, finished output)
+
+    def flush() -> Iterator[Record]:
+        prompts = [p for _, ps, _ in pending if ps for p in ps]
+        try:
+            answers = generate(prompts) if prompts else []
+            failure = None
+        except Exception as exc:  # noqa: BLE001 - the batch failed: each of its records carries the error
+            answers, failure = [], exc
+        position = 0
+        for record, ps, done in pending:
+            if done is None:
+                if failure is not None:
+                    done = with_error(record, stage, failure)
+                else:
+                    try:
+                        done = finish(record, answers[position:position + len(ps)])
+                    except Exception as exc:  # noqa: BLE001
+                        done = with_error(record, stage, exc)
+                    position += len(ps)
+            if summary is not None:
+                summary.note(done, new_failure=has_error(done) and not has_error(record))
+            yield done
+        pending.clear()
+
+    queued = 0
+    for record in records:
+        if summary is not None:
+            summary.records_in += 1
+        if has_error(record):
+            pending.append((record, None, record))
+        else:
+            try:
+                prompts = questions(record)
+                if check is not None:
+                    for prompt in prompts:
+                        check(prompt)
+                pending.append((record, prompts, None))
+                queued += len(prompts)
+            except Exception as exc:  # noqa: BLE001 - this record's failure only
+                pending.append((record, None, with_error(record, stage, exc)))
+        if queued >= batch_size:
+            yield from flush()
+            queued = 0
+    if pending:
+        yield from flush()

@@ -1,0 +1,84 @@
+"""`mllm regress --method llm`: ask a MusicLLM for each numeric target on its scale, read the number.
+
+For each target (arousal, valence, ...) and its scale the model is asked the emotion paper's
+question, from build-instructions' templates (core/instructions/templates.py):
+
+    "How would you rate the arousal (how calm or energetic it feels) of this music on a scale from 1 to 9?"
+
+The answer is read with `core.parse.numbers.find_number(text, scale, name)` (the parser eval-mir
+uses), then clipped to the scale. Written fields:
+
+    prediction   {"arousal": 6.5, "valence": None, "parse_ok": false}   None = no number read
+    response     {"arousal": "I would assign a 6.5 ...", "valence": "calm"}   the raw answers
+    regression   {"arousal": {"read": "6.5", "clipped": false}, "valence": {"read": null, "clipped": false}}
+
+`parse_ok` is true only when every target was read; an unparsed answer stays visible in `response`.
+Scales: `scales[name]` (from --scale NAME=LOW,HIGH), else the record's `scale` when its `task` is
+that target, else DEFAULT_SCALES (arousal, valence, energy, brightness: 1-9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from mllm.core.evaluation.tasks import DEFAULT_SCALES, record_scale
+from mllm.core.infer.generation import Generate, Prompt, answer_records
+from mllm.core.instructions import templates as tpl
+from mllm.core.instructions.tasks import ABOUT
+from mllm.core.io.errors import Record, StreamSummary
+from mllm.core.model.chat import AUDIO_PLACEHOLDER
+from mllm.core.parse.numbers import find_number
+
+__all__ = ["STAGE", "DEFAULT_TARGETS", "question", "read_value", "target_scale", "regress_records"]
+
+STAGE = "regress"
+DEFAULT_TARGETS = ("arousal", "valence")
+
+
+def question(name: str, scale: tuple[float, float]) -> str:
+    """The emotion paper's question for `name` on `scale` (the first regression phrasing)."""
+    fill = {"name": name.replace("_", " "), "about": ABOUT.get(name, ""),
+            "low": tpl.format_number(scale[0], 2), "high": tpl.format_number(scale[1], 2)}
+    return tpl.QUESTIONS["regression"][0].render(fill)
+
+
+def read_value(text: str, name: str, scale: tuple[float, float]) -> tuple[float | None, str | None, bool]:
+    """(value clipped to the scale or None, the text read, whether it was clipped)."""
+    found = find_number(text, scale, name)
+    if found is None:
+        return None, None, False
+    low, high = scale
+    value = min(max(float(found.value), low), high)
+    return value, found.text, value != float(found.value)
+
+
+def target_scale(record: Mapping, name: str, scales: Mapping[str, tuple[float, float]]) -> tuple[float, float]:
+    if name in scales:
+        return tuple(scales[name])
+    if record.get("task") == name:
+        return record_scale(record, name, None)
+    return record_scale({}, name, DEFAULT_SCALES.get(name.lower()))
+
+
+def regress_records(records: Iterable[Record], generate: Generate, *, targets: tuple[str, ...] = DEFAULT_TARGETS,
+                    scales: Mapping[str, tuple[float, float]] | None = None, batch_size: int = 8,
+                    summary: StreamSummary | None = None) -> Iterator[Record]:
+    """Every record with `prediction`, `response` and `regression` added (see the module docstring)."""
+    scales = dict(scales or {})
+
+    def questions(record: Record) -> list[Prompt]:
+        if "audio_embedding" not in record:
+            raise KeyError(f"record {record.get('id')!r} has no 'audio_embedding' (run `mllm encode` first)")
+        return [Prompt([{"role": "user", "content": f"{AUDIO_PLACEHOLDER}\n{question(name, target_scale(record, name, scales))}"}],
+                       record["audio_embedding"]) for name in targets]
+
+    def finish(record: Record, answers: list[str]) -> Record:
+        prediction, details = {}, {}
+        for name, text in zip(targets, answers):
+            value, read, clipped = read_value(text, name, target_scale(record, name, scales))
+            prediction[name] = value
+            details[name] = {"read": read, "clipped": clipped}
+        prediction["parse_ok"] = all(prediction[name] is not None for name in targets)
+        return {**record, "prediction": prediction, "response": dict(zip(targets, answers)), "regression": details}
+
+    return answer_records(records, questions, finish, generate, batch_size=batch_size, stage=STAGE, summary=summary)
