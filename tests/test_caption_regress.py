@@ -81,6 +81,14 @@ def test_caption_writes_a_response_per_record_and_batching_changes_nothing(check
     assert len(asked) == 5 and all("response" in r for r in asked)
 
 
+def test_sampling_is_seeded(checkpoint, tmp_path):
+    source = write_records(tmp_path / "in.jsonl", make_records(3))
+    args = ["caption", source, "--model", checkpoint, "--sample", "--temperature", 1.5, "--max-new-tokens", 8]
+    first = rows(invoke(*args, "--seed", 4).stdout)
+    again = rows(invoke(*args, "--seed", 4).stdout)
+    assert [r["response"] for r in first] == [r["response"] for r in again]
+
+
 def test_caption_prompt_order():
     record = make_records(1)[0]
     assert caption_prompt(record).messages == [record["messages"][0]]  # the answer is dropped
@@ -144,6 +152,12 @@ def test_regress_reads_clips_and_keeps_unparsed_answers_visible():
         assert "messages" in record
     good = list(regress_records(records[:1], stub({"arousal": "6.5", "valence": "Valence: 3 out of 9"})))
     assert good[0]["prediction"] == {"arousal": 6.5, "valence": 3.0, "parse_ok": True}
+    passed = {"id": "old", "error": {"stage": "encode", "type": "X", "message": "m"}}
+    bare = {"id": "bare"}
+    summary = StreamSummary("regress")
+    out = list(regress_records([passed, bare, records[0]], generate, summary=summary))
+    assert out[0] == passed and out[1]["error"]["stage"] == "regress" and "prediction" in out[2]
+    assert (summary.failed_here, summary.failed_before) == (1, 1)
     scaled = list(regress_records(records[:1], stub({"energy": "0.5"}), targets=("energy",), scales={"energy": (-1, 1)}))
     assert scaled[0]["prediction"] == {"energy": 0.5, "parse_ok": True}
 
