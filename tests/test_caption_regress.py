@@ -205,6 +205,8 @@ def test_ridge_probe_recovers_a_linear_target():
     records = linear_corpus()
     probe = fit_probe(records, ("arousal", "valence"), "ridge")
     assert probe.train_counts == {"arousal": 140, "valence": 140}
+    twice = records + [{**r, "id": r["id"] + "-again", "task": "valence"} for r in records[:10]]
+    assert fit_probe(twice, ("arousal",)).train_counts == {"arousal": 140}  # a clip in two task records counts once
     out = list(predict_records(records, probe))
     test = [(r, o) for r, o in zip(records, out) if r["split"] == "test"]
     for name in ("arousal", "valence"):

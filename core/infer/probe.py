@@ -4,7 +4,8 @@
     model      standardised features -> RidgeCV (alphas 10^-3 .. 10^4, chosen by leave-one-out) or
                MLPRegressor (one hidden layer of 64, early stopping off, seeded); one per target
     fit on     records with `split` "train" and a number for the target in `labels.<name>` or
-               `answer.<name>` (a record missing one target still trains the others)
+               `answer.<name>` (a record missing one target still trains the others); a clip that
+               appears in several records (one instruction record per task) counts once
     predict    every record, clipped to the target's scale when it has one (DEFAULT_SCALES,
                --scale, or the record's `scale` for its own task)
 
@@ -79,6 +80,7 @@ def _estimator(method: str, seed: int):
 def fit_probe(records: Iterable[Record], targets: tuple[str, ...], method: str = "ridge", seed: int = 0) -> Probe:
     """Fit one model per target on the train split; ValueError when a target has under 2 examples."""
     rows: dict[str, tuple[list, list]] = {name: ([], []) for name in targets}
+    seen: dict[str, set] = {name: set() for name in targets}  # (features, value) already taken
     for record in records:
         if has_error(record) or record.get("split") != "train" or "audio_embedding" not in record:
             continue
@@ -88,6 +90,10 @@ def fit_probe(records: Iterable[Record], targets: tuple[str, ...], method: str =
             if value is None:
                 continue
             features = pooled(record) if features is None else features
+            key = (features.tobytes(), value)
+            if key in seen[name]:
+                continue
+            seen[name].add(key)
             rows[name][0].append(features)
             rows[name][1].append(value)
     probe = Probe(method)
