@@ -18,7 +18,7 @@ def command(
     model: Optional[str] = typer.Option(None, "--model", help="MusicLLM checkpoint folder (--method llm)."),
     method: str = typer.Option("llm", "--method", help="llm: ask the model and read its answer; probe: a regressor on pooled embeddings trained on the train split."),
     probe: str = typer.Option("ridge", "--probe", help="Probe kind with --method probe: ridge (RidgeCV) or mlp."),
-    targets: str = typer.Option("arousal,valence", "--targets", help="Comma-separated numeric targets."),
+    targets: str = typer.Option("arousal,valence", "--targets", help="Comma-separated numeric targets; 'task' = each record's own task (instruction records, --method llm)."),
     scale: list[str] = typer.Option([], "--scale", help="NAME=LOW,HIGH for a target (repeatable); default: the record's scale for its task, else 1-9 for arousal/valence/energy/brightness."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
@@ -48,6 +48,8 @@ def command(
         mllm regress deam.enc.jsonl --method probe --probe ridge | mllm eval-mir --table
 
         mllm regress corpus.enc.jsonl --model runs/demo --targets energy,brightness --scale energy=1,9
+
+        mllm regress deam.instructions.jsonl --model runs/emotion --targets task | mllm eval-mir
     """
     names = tuple(t.strip() for t in targets.split(",") if t.strip())
     if not names:
@@ -66,6 +68,8 @@ def command(
         if method == "probe":
             from mllm.core.infer.probe import METHODS, fit_probe, predict_records
 
+            if "task" in names:
+                raise fail("--targets task is for --method llm; a probe needs the target names")
             if probe not in METHODS:
                 raise fail(f"--probe must be one of {', '.join(METHODS)}")
             source, name = (spool_stdin(stack), "<stdin>") if input == "-" else (input, None)

@@ -158,6 +158,9 @@ def test_regress_reads_clips_and_keeps_unparsed_answers_visible():
     out = list(regress_records([passed, bare, records[0]], generate, summary=summary))
     assert out[0] == passed and out[1]["error"]["stage"] == "regress" and "prediction" in out[2]
     assert (summary.failed_here, summary.failed_before) == (1, 1)
+    own = [{**records[0], "task": "valence"}, {**records[1], "task": "arousal"}]
+    by_task = list(regress_records(own, generate, targets=("task",)))
+    assert [r["prediction"] for r in by_task] == [{"valence": None, "parse_ok": False}, {"arousal": 9.0, "parse_ok": True}]
     scaled = list(regress_records(records[:1], stub({"energy": "0.5"}), targets=("energy",), scales={"energy": (-1, 1)}))
     assert scaled[0]["prediction"] == {"energy": 0.5, "parse_ok": True}
 

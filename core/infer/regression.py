@@ -13,6 +13,8 @@ uses), then clipped to the scale. Written fields:
     regression   {"arousal": {"read": "6.5", "clipped": false}, "valence": {"read": null, "clipped": false}}
 
 `parse_ok` is true only when every target was read; an unparsed answer stays visible in `response`.
+The target name `task` stands for the record's own `task` (instruction records ask one thing each:
+then `parse_ok` is about that task alone, which is what eval-mir scores).
 Scales: `scales[name]` (from --scale NAME=LOW,HIGH), else the record's `scale` when its `task` is
 that target, else DEFAULT_SCALES (arousal, valence, energy, brightness: 1-9).
 """
@@ -33,6 +35,7 @@ __all__ = ["STAGE", "DEFAULT_TARGETS", "question", "read_value", "target_scale",
 
 STAGE = "regress"
 DEFAULT_TARGETS = ("arousal", "valence")
+OWN_TASK = "task"  # in `targets`: the record's own `task`
 
 
 def question(name: str, scale: tuple[float, float]) -> str:
@@ -66,19 +69,31 @@ def regress_records(records: Iterable[Record], generate: Generate, *, targets: t
     """Every record with `prediction`, `response` and `regression` added (see the module docstring)."""
     scales = dict(scales or {})
 
+    def names(record: Record) -> list[str]:
+        out = []
+        for name in targets:
+            if name == OWN_TASK:
+                name = record.get("task")
+                if not isinstance(name, str) or not name:
+                    raise KeyError(f"record {record.get('id')!r} has no 'task' (asked for with --targets task)")
+            if name not in out:
+                out.append(name)
+        return out
+
     def questions(record: Record) -> list[Prompt]:
         if "audio_embedding" not in record:
             raise KeyError(f"record {record.get('id')!r} has no 'audio_embedding' (run `mllm encode` first)")
         return [Prompt([{"role": "user", "content": f"{AUDIO_PLACEHOLDER}\n{question(name, target_scale(record, name, scales))}"}],
-                       record["audio_embedding"]) for name in targets]
+                       record["audio_embedding"]) for name in names(record)]
 
     def finish(record: Record, answers: list[str]) -> Record:
         prediction, details = {}, {}
-        for name, text in zip(targets, answers):
+        asked = names(record)
+        for name, text in zip(asked, answers):
             value, read, clipped = read_value(text, name, target_scale(record, name, scales))
             prediction[name] = value
             details[name] = {"read": read, "clipped": clipped}
-        prediction["parse_ok"] = all(prediction[name] is not None for name in targets)
-        return {**record, "prediction": prediction, "response": dict(zip(targets, answers)), "regression": details}
+        prediction["parse_ok"] = all(prediction[name] is not None for name in asked)
+        return {**record, "prediction": prediction, "response": dict(zip(asked, answers)), "regression": details}
 
     return answer_records(records, questions, finish, generate, batch_size=batch_size, stage=STAGE, summary=summary)
