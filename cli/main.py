@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import typer
 
-from mllm.cli import encode, eval_caption, eval_mir
-from mllm.cli import extract_features
-from mllm.cli import build_instructions
-from mllm.cli import synth
-from mllm.cli import sft
-from mllm.cli import caption, regress
+from mllm.cli import (
+    build_instructions,
+    caption,
+    encode,
+    eval_caption,
+    eval_mir,
+    extract_features,
+    regress,
+    sft,
+    synth,
+)
 from mllm.core import __version__
 
 app = typer.Typer(
@@ -42,15 +47,16 @@ def root(
     """Build, align and evaluate music large language models."""
 
 
-app.command("eval-mir")(eval_mir.command)
-app.command("eval-caption")(eval_caption.command)
+# In the order of a study: data, analysis, instructions, embeddings, training, inference, scores.
+app.command("synth")(synth.command)
+app.command("extract-features")(extract_features.command)
 app.command("build-instructions")(build_instructions.command)
 app.command("encode")(encode.command)
-app.command("extract-features")(extract_features.command)
-app.command("synth")(synth.command)
 app.command("sft")(sft.command)
 app.command("caption")(caption.command)
 app.command("regress")(regress.command)
+app.command("eval-mir")(eval_mir.command)
+app.command("eval-caption")(eval_caption.command)
 
 
 def main() -> None:
