@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from contextlib import ExitStack
 from typing import Optional
 
@@ -14,22 +13,16 @@ from mllm.core.io.jsonl import dumps
 from mllm.core.io.records import RecordWriter, output_format, read_records
 
 
-def load_generator(model: str, device: str, dtype: str, max_new_tokens: int, sample: bool, temperature: float,
+def open_generator(model: str, device: str, dtype: str, max_new_tokens: int, sample: bool, temperature: float,
                    top_p: float, seed: int):
-    """The checkpoint wrapped as a generator (shared with `mllm regress`); exits 2 when it cannot load."""
-    import torch
+    """The checkpoint as a generator (shared with `mllm regress`); exits 2 when it cannot load."""
+    from mllm.core.infer.generation import load_generator
 
-    from mllm.core.infer.generation import ModelGenerator
-    from mllm.core.model import load_checkpoint
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(seed)
     try:
-        loaded = load_checkpoint(model, dtype=getattr(torch, dtype), device=device)
-    except (OSError, ValueError, KeyError, AttributeError) as exc:
-        raise fail(f"cannot load checkpoint {model}: {exc}") from None
-    return ModelGenerator(loaded, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p)
+        return load_generator(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens, sample=sample,
+                              temperature=temperature, top_p=top_p, seed=seed)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def command(
@@ -78,7 +71,7 @@ def command(
         except (OSError, ValueError) as exc:
             raise fail(str(exc)) from None
         console.print(f"resume: {len(skip)} records already in {output}", highlight=False)
-    generate = load_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed)
+    generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed)
     summary = StreamSummary(STAGE)
     with ExitStack() as stack, stream_errors():
         if resume:

@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress, stream_errors
+from mllm.cli.common import (
+    ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, progress, stream_errors,
+)
 from mllm.core.evaluation.tasks import TaskError, parse_scale
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter, read_records, spool_stdin
@@ -54,15 +56,10 @@ def command(
     names = tuple(t.strip() for t in targets.split(",") if t.strip())
     if not names:
         raise fail("--targets names no target")
-    scales = {}
-    for item in scale:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise fail(f"--scale takes NAME=LOW,HIGH, got {item!r}")
-        try:
-            scales[name.strip()] = parse_scale(text)
-        except TaskError as exc:
-            raise fail(str(exc)) from None
+    try:
+        scales = {name: parse_scale(text) for name, text in name_value_pairs(scale, "--scale").items()}
+    except TaskError as exc:
+        raise fail(f"--scale: {exc}") from None
     summary = StreamSummary("regress")
     with ExitStack() as stack, stream_errors():
         if method == "probe":
@@ -81,12 +78,12 @@ def command(
                           + " train records", highlight=False)
             results = predict_records(read_records(source, name=name), fitted, scales, summary)
         elif method == "llm":
-            from mllm.cli.caption import load_generator
+            from mllm.cli.caption import open_generator
             from mllm.core.infer.regression import regress_records
 
             if not model:
                 raise fail("--method llm needs --model CHECKPOINT")
-            generate = load_generator(model, device, dtype, max_new_tokens, sample, temperature, 1.0, seed)
+            generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, 1.0, seed)
             results = regress_records(read_records(input), generate, targets=names, scales=scales,
                                       batch_size=batch_size, summary=summary)
         else:

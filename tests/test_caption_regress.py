@@ -255,3 +255,15 @@ def test_llm_answers_reach_eval_mir_with_unparsed_ones_counted(tmp_path):
     summary = json.loads(invoke("eval-mir", write_records(tmp_path / "pred.jsonl", out)).stdout)
     arousal = summary["tasks"]["arousal"]
     assert arousal["n"] == 4 and arousal["n_parsed"] == 3 and "r2" in arousal["metrics"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scale", "energy=9,1"], "LOW < HIGH"),
+    (["--scale", "energy"], "NAME=VALUE"),
+    (["--model", "no-such-checkpoint"], "cannot load checkpoint no-such-checkpoint"),
+])
+def test_regress_bad_options_exit_2(tmp_path, args, message):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a"}\n')
+    result = CliRunner().invoke(app, ["regress", str(source), *args])
+    assert result.exit_code == 2 and message in " ".join(result.output.split())

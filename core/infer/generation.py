@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
 
-__all__ = ["Prompt", "ModelGenerator", "answer_records"]
+__all__ = ["Prompt", "ModelGenerator", "load_generator", "answer_records"]
 
 
 @dataclass
@@ -98,3 +98,23 @@ def answer_records(records: Iterable[Record], questions: Callable[[Record], list
             queued = 0
     if pending:
         yield from flush()
+
+
+def load_generator(checkpoint: str, *, device: str = "auto", dtype: str = "float32", max_new_tokens: int = 128,
+                   sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> ModelGenerator:
+    """A `mllm sft` checkpoint wrapped as a generator ("auto" device: CUDA when present).
+
+    Raises ValueError naming the checkpoint when it cannot be loaded.
+    """
+    import torch
+
+    from mllm.core.model import load_checkpoint
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(seed)
+    try:
+        loaded = load_checkpoint(checkpoint, dtype=getattr(torch, dtype), device=device)
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"cannot load checkpoint {checkpoint}: {exc}") from None
+    return ModelGenerator(loaded, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p)
