@@ -1,4 +1,5 @@
-"""`mllm caption`: free-text answers (captions, or any question) from a MusicLLM checkpoint."""
+"""`mllm caption`: free-text answers (captions, or any question) from a MusicLLM checkpoint or a
+published audio-text model (Qwen2-Audio)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mllm.core.io.records import RecordWriter, output_format, read_records
 
 def open_generator(model: str, device: str, dtype: str, max_new_tokens: int, sample: bool, temperature: float,
                    top_p: float, seed: int):
-    """The checkpoint as a generator (shared with `mllm regress`); exits 2 when it cannot load."""
+    """The model as a generator (shared with `mllm regress`); exits 2 when it cannot load."""
     from mllm.core.infer.generation import load_generator
 
     try:
@@ -25,9 +26,40 @@ def open_generator(model: str, device: str, dtype: str, max_new_tokens: int, sam
         raise fail(str(exc)) from None
 
 
+def resumed_ids(output: str | None, output_format_name: str | None, resume: bool) -> set[str]:
+    """The ids already in the -o FILE with --resume (empty without it); exits 2 on a bad combination."""
+    from mllm.core.infer.resume import done_ids
+
+    if not resume:
+        return set()
+    if not output or output == "-":
+        raise fail("--resume needs -o FILE: the ids already written are read from it")
+    if output_format(output, output_format_name) != "jsonl":
+        raise fail("--resume appends to JSONL output only")
+    try:
+        skip = done_ids(output)
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    console.print(f"resume: {len(skip)} records already in {output}", highlight=False)
+    return skip
+
+
+def open_output(stack: ExitStack, output: str | None, output_format_name: str | None, resume: bool):
+    """`write(record)` to -o FILE / stdout; with --resume, appended to FILE and flushed per record."""
+    if not resume:
+        return stack.enter_context(RecordWriter(output or "-", output_format_name)).write
+    handle = stack.enter_context(open(output, "ab"))
+
+    def write(record):
+        handle.write(dumps(record))
+        handle.flush()  # a stop loses at most the batch being generated
+
+    return write
+
+
 def command(
-    input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio_embedding` (from `mllm encode`); `messages` give their question."),
-    model: str = typer.Option(..., "--model", help="MusicLLM checkpoint folder (from `mllm sft`)."),
+    input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio_embedding` (from `mllm encode`), or `audio` for an audio-text model; `messages` give their question."),
+    model: str = typer.Option(..., "--model", help="MusicLLM checkpoint folder (from `mllm sft`), or a Hugging Face audio-text model (folder or owner/name hub id; Qwen2-Audio), which reads `audio`."),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="Ask every record this instead of its own `messages` (default for records without messages: 'Describe this music.')."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
@@ -47,6 +79,8 @@ def command(
     Batched generation, greedy by default or sampled; each record is asked its own question (its
     `messages` without the answer) or the --prompt text. Every input field is kept. With
     -o FILE --resume, records already in FILE are skipped, so a stopped run continues.
+    --model is a `mllm sft` checkpoint (reads `audio_embedding`) or a published audio-text model
+    such as Qwen2-Audio (reads `audio`, cropped to `start`/`end`, through its own processor).
 
     Examples:
 
@@ -56,33 +90,17 @@ def command(
 
         mllm caption test.jsonl --model runs/key --prompt "What key is this music in?" --max-new-tokens 16
 
+        mllm caption clips.jsonl --model Qwen/Qwen2-Audio-7B-Instruct --batch-size 4 -o qwen2audio.jsonl
+
         mllm caption clips.enc.jsonl --model runs/caption --sample --temperature 0.7 --seed 3 | mllm eval-caption
     """
-    from mllm.core.infer.captions import STAGE, caption_records, done_ids
+    from mllm.core.infer.captions import STAGE, caption_records
 
-    if resume and (not output or output == "-"):
-        raise fail("--resume needs -o FILE: the ids already written are read from it")
-    if resume and output_format(output, output_format_name) != "jsonl":
-        raise fail("--resume appends to JSONL output only")
-    skip: set[str] = set()
-    if resume:
-        try:
-            skip = done_ids(output)
-        except (OSError, ValueError) as exc:
-            raise fail(str(exc)) from None
-        console.print(f"resume: {len(skip)} records already in {output}", highlight=False)
+    skip = resumed_ids(output, output_format_name, resume)
     generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed)
     summary = StreamSummary(STAGE)
     with ExitStack() as stack, stream_errors():
-        if resume:
-            handle = stack.enter_context(open(output, "ab"))
-
-            def write(record):
-                handle.write(dumps(record))
-                handle.flush()  # a stop loses at most the batch being generated
-        else:
-            writer = stack.enter_context(RecordWriter(output or "-", output_format_name))
-            write = writer.write
+        write = open_output(stack, output, output_format_name, resume)
         records = (r for r in read_records(input) if r.get("id") not in skip)
         with progress() as bar:
             task = bar.add_task("caption", total=None)

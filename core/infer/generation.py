@@ -1,8 +1,16 @@
-"""Batched answers from a MusicLLM: prompts -> batches -> `MusicLLM.generate` -> text.
+"""Batched answers from a model: prompts -> batches -> generate -> text.
 
-A prompt is chat turns whose user turn holds `<audio>` once, plus the record's `audio_embedding`
-([T, D]). `ModelGenerator` turns a list of prompts into a list of answers; anything with that
-signature (a stub in tests) can take its place in `captions.py` and `regression.py`.
+A prompt is chat turns whose user turn holds `<audio>` once, plus the record's audio in the form the
+model reads: the `audio_embedding` ([T, D]) for a MusicLLM checkpoint (`ModelGenerator`), the
+decoded waveform for a published audio-text model such as Qwen2-Audio (`AudioTextGenerator`,
+audio_text_models.py). A generator turns a list of prompts into a list of answers; anything with
+that signature (a stub in tests) can take its place in `captions.py` and `regression.py`. A
+generator may say how it reads a record's audio (`audio_input(record)`); `prompt_audio` falls back
+to the `audio_embedding`.
+
+`load_generator(name)` picks the kind from the folder: an mllm checkpoint (config.json `format`
+"mllm-musicllm") or a Hugging Face audio-text model (config.json `model_type`, e.g. "qwen2_audio";
+a hub id of the form owner/name is looked up in the local cache).
 
 `answer_records` walks a record stream in batches of `batch_size` prompts. A record may ask several
 questions (one per regression target): its prompts go into the batch together, and the record is
@@ -17,16 +25,28 @@ from dataclasses import dataclass
 
 from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
 
-__all__ = ["Prompt", "ModelGenerator", "load_generator", "answer_records"]
+__all__ = ["Prompt", "ModelGenerator", "load_generator", "answer_records", "prompt_audio", "embedding_input"]
 
 
 @dataclass
 class Prompt:
     messages: list[dict]  # system/user turns, the user turn holding "<audio>"
-    audio_embedding: object  # (T, D) array
+    audio: object  # what the model reads: (T, D) audio_embedding, or (n,) waveform for an audio-text model
 
 
 Generate = Callable[[list[Prompt]], list[str]]
+
+
+def embedding_input(record: Record) -> object:
+    """The record's `audio_embedding` (what a MusicLLM reads); KeyError naming the record when absent."""
+    if "audio_embedding" not in record:
+        raise KeyError(f"record {record.get('id')!r} has no 'audio_embedding' (run `mllm encode` first)")
+    return record["audio_embedding"]
+
+
+def prompt_audio(record: Record, generate: Generate | None = None) -> object:
+    """The record's audio as `generate` reads it (`generate.audio_input`, else the `audio_embedding`)."""
+    return getattr(generate, "audio_input", embedding_input)(record)
 
 
 class ModelGenerator:
@@ -38,12 +58,14 @@ class ModelGenerator:
         self.options = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
                             top_k=top_k, top_p=top_p)
 
+    audio_input = staticmethod(embedding_input)
+
     def check(self, prompt: Prompt) -> None:
         """Raise if the prompt cannot become an example (so the record alone fails, not its batch)."""
-        self.model.example({"messages": prompt.messages, "audio_embedding": prompt.audio_embedding}, with_answer=False)
+        self.model.example({"messages": prompt.messages, "audio_embedding": prompt.audio}, with_answer=False)
 
     def __call__(self, prompts: list[Prompt]) -> list[str]:
-        records = [{"messages": p.messages, "audio_embedding": p.audio_embedding} for p in prompts]
+        records = [{"messages": p.messages, "audio_embedding": p.audio} for p in prompts]
         return self.model.generate(self.model.batch(records, with_answer=False), **self.options)
 
 
@@ -100,21 +122,29 @@ def answer_records(records: Iterable[Record], questions: Callable[[Record], list
         yield from flush()
 
 
-def load_generator(checkpoint: str, *, device: str = "auto", dtype: str = "float32", max_new_tokens: int = 128,
-                   sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> ModelGenerator:
-    """A `mllm sft` checkpoint wrapped as a generator ("auto" device: CUDA when present).
+def load_generator(name: str, *, device: str = "auto", dtype: str = "float32", max_new_tokens: int = 128,
+                   sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> Generate:
+    """The model `name` wrapped as a generator ("auto" device: CUDA when present).
 
-    Raises ValueError naming the checkpoint when it cannot be loaded.
+    `name` is a `mllm sft` checkpoint folder, or a Hugging Face audio-text model (local folder or
+    owner/name hub id) whose config.json `model_type` is in audio_text_models.MODELS. Raises
+    ValueError naming `name` when it cannot be loaded.
     """
     import torch
 
-    from mllm.core.model import load_checkpoint
+    from mllm.core.infer.audio_text_models import audio_text_model_type, load_audio_text_model
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(seed)
+    model_type = audio_text_model_type(name)
+    if model_type is not None:
+        return load_audio_text_model(name, model_type, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
+                                     sample=sample, temperature=temperature, top_p=top_p)
+    from mllm.core.model import load_checkpoint
+
     try:
-        loaded = load_checkpoint(checkpoint, dtype=getattr(torch, dtype), device=device)
+        loaded = load_checkpoint(name, dtype=getattr(torch, dtype), device=device)
     except (OSError, ValueError, KeyError, AttributeError) as exc:
-        raise ValueError(f"cannot load checkpoint {checkpoint}: {exc}") from None
+        raise ValueError(f"cannot load checkpoint {name}: {exc}") from None
     return ModelGenerator(loaded, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p)

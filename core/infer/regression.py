@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 from mllm.core.evaluation.tasks import DEFAULT_SCALES, record_scale
-from mllm.core.infer.generation import Generate, Prompt, answer_records
+from mllm.core.infer.generation import Generate, Prompt, answer_records, prompt_audio
 from mllm.core.instructions import templates as tpl
 from mllm.core.instructions.tasks import ABOUT
 from mllm.core.io.errors import Record, StreamSummary
@@ -81,10 +81,9 @@ def regress_records(records: Iterable[Record], generate: Generate, *, targets: t
         return out
 
     def questions(record: Record) -> list[Prompt]:
-        if "audio_embedding" not in record:
-            raise KeyError(f"record {record.get('id')!r} has no 'audio_embedding' (run `mllm encode` first)")
+        audio = prompt_audio(record, generate)  # read once, shared by the record's questions
         return [Prompt([{"role": "user", "content": f"{AUDIO_PLACEHOLDER}\n{question(name, target_scale(record, name, scales))}"}],
-                       record["audio_embedding"]) for name in names(record)]
+                       audio) for name in names(record)]
 
     def finish(record: Record, answers: list[str]) -> Record:
         prediction, details = {}, {}
