@@ -1,4 +1,5 @@
-"""`mllm regress`: numeric targets (arousal, valence, ...) from a MusicLLM or from a probe."""
+"""`mllm regress`: numeric targets (arousal, valence, ...) from a MusicLLM, a published audio-text
+model (Qwen2-Audio), or a probe."""
 
 from __future__ import annotations
 
@@ -7,23 +8,25 @@ from typing import Optional
 
 import typer
 
+from mllm.cli.caption import open_generator, open_output, resumed_ids
 from mllm.cli.common import (
     ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, progress, stream_errors,
 )
 from mllm.core.evaluation.tasks import TaskError, parse_scale
 from mllm.core.io.errors import StreamSummary
-from mllm.core.io.records import RecordWriter, read_records, spool_stdin
+from mllm.core.io.records import read_records, spool_stdin
 
 
 def command(
-    input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio_embedding` (from `mllm encode`)."),
-    model: Optional[str] = typer.Option(None, "--model", help="MusicLLM checkpoint folder (--method llm)."),
+    input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio_embedding` (from `mllm encode`), or `audio` for an audio-text model."),
+    model: Optional[str] = typer.Option(None, "--model", help="MusicLLM checkpoint folder, or a Hugging Face audio-text model such as Qwen2-Audio (--method llm)."),
     method: str = typer.Option("llm", "--method", help="llm: ask the model and read its answer; probe: a regressor on pooled embeddings trained on the train split."),
     probe: str = typer.Option("ridge", "--probe", help="Probe kind with --method probe: ridge (RidgeCV) or mlp."),
     targets: str = typer.Option("arousal,valence", "--targets", help="Comma-separated numeric targets; 'task' = each record's own task (instruction records, --method llm)."),
     scale: list[str] = typer.Option([], "--scale", help="NAME=LOW,HIGH for a target (repeatable); default: the record's scale for its task, else 1-9 for arousal/valence/energy/brightness."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    resume: bool = typer.Option(False, "--resume", help="With -o FILE (JSONL): skip records whose id is already in FILE and append the others."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions per generate call (--method llm)."),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1, help="Longest answer, in tokens."),
     sample: bool = typer.Option(False, "--sample/--greedy", help="Sample from the model (default: greedy decoding)."),
@@ -39,11 +42,14 @@ def command(
     each target, reads the number with eval-mir's parser, clips it to the scale and keeps the raw
     answers in `response` (parse_ok false, value null when no number was read). --method probe
     fits a ridge or MLP regressor on time-pooled embeddings of the train split (labels.<name> or
-    answer.<name>) and predicts every record: the supervised baseline.
+    answer.<name>) and predicts every record: the supervised baseline. With -o FILE --resume,
+    records already in FILE are skipped and the others appended, so a stopped run continues.
 
     Examples:
 
         mllm regress deam.enc.jsonl --model runs/emotion -o deam.pred.jsonl
+
+        mllm regress deam.enc.jsonl --model runs/emotion -o deam.pred.jsonl --resume
 
         mllm regress deam.enc.jsonl --model runs/emotion | mllm eval-mir --table
 
@@ -60,6 +66,7 @@ def command(
         scales = {name: parse_scale(text) for name, text in name_value_pairs(scale, "--scale").items()}
     except TaskError as exc:
         raise fail(f"--scale: {exc}") from None
+    skip = resumed_ids(output, output_format_name, resume)
     summary = StreamSummary("regress")
     with ExitStack() as stack, stream_errors():
         if method == "probe":
@@ -76,22 +83,24 @@ def command(
                 raise fail(str(exc)) from None
             console.print(f"probe ({probe}) trained on " + ", ".join(f"{n}: {c}" for n, c in fitted.train_counts.items())
                           + " train records", highlight=False)
-            results = predict_records(read_records(source, name=name), fitted, scales, summary)
+            # the probe is fitted on every train record; only the prediction pass skips written ids
+            todo = (r for r in read_records(source, name=name) if r.get("id") not in skip)
+            results = predict_records(todo, fitted, scales, summary)
         elif method == "llm":
-            from mllm.cli.caption import open_generator
             from mllm.core.infer.regression import regress_records
 
             if not model:
-                raise fail("--method llm needs --model CHECKPOINT")
+                raise fail("--method llm needs --model (a checkpoint or an audio-text model)")
             generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, 1.0, seed)
-            results = regress_records(read_records(input), generate, targets=names, scales=scales,
+            todo = (r for r in read_records(input) if r.get("id") not in skip)
+            results = regress_records(todo, generate, targets=names, scales=scales,
                                       batch_size=batch_size, summary=summary)
         else:
             raise fail(f"--method must be llm or probe, not {method!r}")
-        writer = stack.enter_context(RecordWriter(output or "-", output_format_name))
+        write = open_output(stack, output, output_format_name, resume)
         with progress() as bar:
             task = bar.add_task(f"regress ({method})", total=None)
             for record in results:
-                writer.write(record)
+                write(record)
                 bar.advance(task)
     finish(summary, allow_errors)

@@ -185,6 +185,37 @@ def test_regress_cli_on_a_checkpoint(checkpoint, tmp_path):
     assert "mllm regress" in invoke("regress", "--help").stdout
 
 
+def test_regress_resume_skips_written_ids(checkpoint, tmp_path):
+    source = write_records(tmp_path / "in.jsonl", make_records(4))
+    out = tmp_path / "out.jsonl"
+    invoke("regress", source, "--model", checkpoint, "-o", out, "--max-new-tokens", 6, "--batch-size", 3)
+    whole = rows(out.read_text())
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(lines[:2]) + lines[2][:10])  # stopped while writing the third record
+    result = invoke("regress", source, "--model", checkpoint, "-o", out, "--resume", "--max-new-tokens", 6,
+                    "--batch-size", 3)
+    assert "resume: 2 records already in" in " ".join(result.stderr.split())
+    resumed = rows(out.read_text())
+    assert [r["id"] for r in resumed] == ["r0", "r1", "r2", "r3"]
+    assert [(r["prediction"], r["response"]) for r in resumed] == [(r["prediction"], r["response"]) for r in whole]
+    invoke("regress", source, "--model", checkpoint, "-o", out, "--resume")  # nothing left: appends nothing
+    assert rows(out.read_text()) == resumed
+    invoke("regress", source, "--model", checkpoint, "--resume", expect=2)  # needs -o
+    invoke("regress", source, "--model", checkpoint, "-o", tmp_path / "out.parquet", "--resume", expect=2)
+
+
+def test_regress_probe_resume_fits_on_all_and_predicts_the_rest(tmp_path):
+    source = write_records(tmp_path / "in.jsonl", linear_corpus(60))
+    out = tmp_path / "pred.jsonl"
+    invoke("regress", source, "--method", "probe", "-o", out)
+    whole = rows(out.read_text())
+    out.write_bytes(b"".join(out.read_bytes().splitlines(keepends=True)[:50]))  # train records written, test ones not
+    invoke("regress", source, "--method", "probe", "-o", out, "--resume")
+    resumed = rows(out.read_text())
+    assert [r["id"] for r in resumed] == [r["id"] for r in whole]
+    assert [r["prediction"] for r in resumed] == [r["prediction"] for r in whole]  # same fit: every train record
+
+
 # ---------------------------------------------------------------- regress (probe)
 
 
