@@ -80,8 +80,8 @@ def stream_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
 
 
-def progress() -> Progress:
-    """A Rich progress display on stderr (silent when stderr is not a terminal)."""
+def progress(disable: bool = False) -> Progress:
+    """A Rich progress display on stderr (silent when stderr is not a terminal, or `disable`)."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -90,6 +90,7 @@ def progress() -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=disable,
     )
 
 

@@ -13,6 +13,7 @@ from mllm.cli.common import INPUT_HELP, console, fail, progress, stream_errors
 from mllm.core.io.errors import has_error
 from mllm.core.io.records import read_records
 from mllm.core.model import DEFAULT_SYSTEM_PROMPT
+from mllm.core.train import distributed
 from mllm.core.train.sft import SFTConfig, bf16_supported, setup, train
 
 EXIT_INTERRUPTED = 130
@@ -44,7 +45,7 @@ def command(
     save_every: int = typer.Option(0, "--save-every", min=0, help="Checkpoint every N steps (0 = at the end and on Ctrl-C only)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, the data order and dropout."),
     system_prompt: str = typer.Option(DEFAULT_SYSTEM_PROMPT, "--system-prompt", help="System turn added to records without one ('' = none: the template's default)."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto (CUDA when available; the rank's GPU under torchrun)."),
 ) -> None:
     """Fine-tune a MusicLLM: a projector from the audio embedding to the LLM, plus a LoRA adapter.
 
@@ -52,6 +53,8 @@ def command(
     bf16 autocast. Metrics stream as JSONL on stdout (step, epoch, loss, lr, tokens_per_s, and
     val_loss when computed). The checkpoint folder holds the adapter, the projector, a config
     naming the encoder and LLM, and the trainer state; Ctrl-C saves it and exits with code 130.
+    Under torchrun the same command trains with DDP: N processes with --batch-size B step like one
+    process with batch N*B; rank 0 writes the metrics and the checkpoint.
 
     Examples:
 
@@ -62,11 +65,16 @@ def command(
         mllm sft instructions.enc.jsonl -o runs/key --resume runs/key --steps 300
 
         mllm sft instructions.enc.jsonl --llm models/SmolLM2-360M-Instruct --lora-rank 16 --lora-alpha 32 --grad-accum 4
+
+        torchrun --nproc-per-node 2 -m mllm.cli sft instructions.enc.jsonl -o runs/key --batch-size 4
     """
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = distributed.torchrun_device(device)
+    if distributed.torchrun_world_size() > 1 and input == "-":
+        raise fail("under torchrun every rank reads the records: give a file, not stdin")
     config = SFTConfig(llm=llm, projector=projector, stride=stride, lora_rank=lora_rank, lora_alpha=lora_alpha,
                        lora_dropout=lora_dropout, lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()],
                        projector_only=projector_only, steps=steps, epochs=epochs, batch_size=batch_size,
@@ -91,23 +99,36 @@ def command(
     except KeyboardInterrupt:  # before step 0 there is nothing to save
         console.print("[yellow]interrupted before training started[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    try:
+        _train(run)
+    finally:
+        distributed.stop()
+
+
+def _train(run) -> None:
+    """The loop with its Ctrl-C handling; metrics and messages from rank 0 only."""
+    main = run.share.main
+    say = console.print if main else (lambda *args, **kwargs: None)
 
     def request_stop(signum, frame):  # first Ctrl-C: finish the step, save, exit 130; second: at once
         run.stop_requested = True
-        console.print("[yellow]interrupted: saving a checkpoint after this step (Ctrl-C again to abort)[/]")
+        say("[yellow]interrupted: saving a checkpoint after this step (Ctrl-C again to abort)[/]")
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, request_stop)
     config = run.config
-    console.print(f"sft: {len(run.train_examples)} train / {len(run.valid_examples)} valid records, "
-                  f"{run.total_steps} steps, bf16 {'on' if config.bf16 else 'off'}, "
-                  f"{'projector only' if config.projector_only else f'LoRA r={config.lora_rank}'}, -> {config.output}",
-                  highlight=False)
+    processes = f", {run.share.world} processes (DDP)" if run.share.world > 1 else ""
+    say(f"sft: {len(run.train_examples)} train / {len(run.valid_examples)} valid records, "
+        f"{run.total_steps} steps, bf16 {'on' if config.bf16 else 'off'}, "
+        f"{'projector only' if config.projector_only else f'LoRA r={config.lora_rank}'}{processes}, -> {config.output}",
+        highlight=False)
     stdout = sys.stdout.buffer
     try:
-        with progress() as bar:
+        with progress(disable=not main) as bar:
             task = bar.add_task("sft", total=run.total_steps, completed=run.state.step)
             for metrics in train(run):
+                if not main:
+                    continue
                 stdout.write(orjson.dumps(metrics, option=orjson.OPT_APPEND_NEWLINE))
                 stdout.flush()
                 description = f"sft loss {metrics['loss']:.3f}"
@@ -115,12 +136,11 @@ def command(
                     description += f" val {metrics['val_loss']:.3f}"
                 bar.update(task, completed=metrics["step"], description=description)
     except KeyboardInterrupt:  # second Ctrl-C: a half-done step cannot be saved exactly, so nothing is
-        console.print(f"[yellow]aborted mid-step: not saved; {config.output} holds the last checkpoint, if any[/]",
-                      highlight=False)
+        say(f"[yellow]aborted mid-step: not saved; {config.output} holds the last checkpoint, if any[/]", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGINT, previous)
     if run.stop_requested:
-        console.print(f"saved {config.output} at step {run.state.step}; continue with --resume {config.output}", highlight=False)
+        say(f"saved {config.output} at step {run.state.step}; continue with --resume {config.output}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)
-    console.print(f"[green]saved {config.output} at step {run.state.step}[/]", highlight=False)
+    say(f"[green]saved {config.output} at step {run.state.step}[/]", highlight=False)

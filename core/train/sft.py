@@ -17,6 +17,11 @@ What a step does:
 - every `val_every` steps (and at the end) the mean answer-token loss on the `valid` split;
 - every `save_every` steps (and at the end) a checkpoint.
 
+Under `torchrun --nproc-per-node N` (core/train/distributed.py) the same loop runs in N processes
+with DistributedDataParallel: a micro-batch is `batch_size * N` records of the epoch order, rank r
+takes every N-th of them, token counts and losses are summed over the ranks, so N processes with
+batch size B take the steps of one process with batch size N*B. Rank 0 writes checkpoints.
+
 Before step 0 the projector's standardisation (per-dimension mean and std of every training frame)
 is set from the training embeddings; it is saved with the projector.
 
@@ -35,6 +40,7 @@ never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -50,6 +56,7 @@ import numpy as np
 import torch
 
 from mllm.core.model.checkpoint import replace_folder
+from mllm.core.train import distributed
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
                              load_checkpoint, save_checkpoint)
 
@@ -125,8 +132,14 @@ class Run:
     data_fingerprint: str
     total_steps: int
     state: TrainerState = field(default_factory=TrainerState)
+    share: distributed.Share = field(default_factory=distributed.Share)  # this process's rank and the world size
+    ddp: torch.nn.Module | None = None  # the model wrapped in DistributedDataParallel (torchrun only)
     stop_requested: bool = False  # set from outside (Ctrl-C): `train` stops after the current step
     last_metrics: dict = field(default_factory=dict)
+
+    @property
+    def records_per_micro_batch(self) -> int:  # over every rank
+        return self.config.batch_size * self.share.world
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
@@ -184,6 +197,10 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
         kept = {k: v for k, v in saved["config"].items() if k not in RESUME_MAY_CHANGE}
         config = SFTConfig(**{**asdict(config), **kept})
     config.check()
+    share = distributed.start(config.device)
+    if saved is not None and saved.get("world_size", 1) != share.world:
+        raise ValueError(f"{resume} was trained by {saved.get('world_size', 1)} processes, this run has {share.world}: "
+                         "resume with the same number (the data order depends on it)")
     train_records, valid_records = split_records(records)
     if not train_records:
         raise ValueError("no training records (split 'train' or no split)")
@@ -202,6 +219,8 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
                                system_prompt=config.system_prompt, device=config.device)
     else:
         model = load_checkpoint(resume, device=config.device, trainable=True)
+    if share.rank > 0:  # same initial weights on every rank, but each rank its own dropout
+        torch.manual_seed(config.seed + 1_000_003 * share.rank)
     if config.grad_checkpointing:
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     train_examples = [model.example(r) for r in train_records]
@@ -210,12 +229,17 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
         frames = torch.cat([e.audio for e in train_examples]).double()  # (sum T, D)
         model.projector.set_standardization(frames.mean(0).float(), frames.std(0, correction=0).clamp_min(1e-6).float())
 
-    batches_per_epoch = math.ceil(len(train_examples) / config.batch_size)
+    batches_per_epoch = math.ceil(len(train_examples) / (config.batch_size * share.world))
     total_steps = config.steps or max(1, math.ceil(config.epochs * batches_per_epoch / config.grad_accum))
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, config.warmup, total_steps, config.min_lr_ratio))
-    run = Run(config, model, optimizer, scheduler, train_examples, valid_examples, fingerprint, total_steps)
+    ddp = None
+    if share.world > 1:  # averages the gradients of the trainable parameters over the ranks in backward
+        device = torch.device(config.device)
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    run = Run(config, model, optimizer, scheduler, train_examples, valid_examples, fingerprint, total_steps,
+              share=share, ddp=ddp)
     if saved is not None:
         _restore_trainer_state(run, Path(resume), saved)
     return run
@@ -231,12 +255,14 @@ def epoch_order(seed: int, epoch: int, n: int) -> list[int]:
 
 
 def next_micro_batch(run: Run) -> list[Example]:
-    """The micro-batch at the cursor (epoch, position); advances the cursor."""
-    size, n, state = run.config.batch_size, len(run.train_examples), run.state
+    """This rank's part of the micro-batch at the cursor (epoch, position); advances the cursor.
+    Alone: the whole micro-batch. Under torchrun: every world-th record of it, from the rank's
+    own offset (empty when the epoch's last micro-batch has fewer records than ranks)."""
+    size, n, state = run.records_per_micro_batch, len(run.train_examples), run.state
     if state.position * size >= n:
         state.epoch, state.position = state.epoch + 1, 0
     order = epoch_order(run.config.seed, state.epoch, n)
-    chosen = order[state.position * size:(state.position + 1) * size]
+    chosen = order[state.position * size:(state.position + 1) * size][run.share.rank::run.share.world]
     state.position += 1
     return [run.train_examples[i] for i in chosen]
 
@@ -252,20 +278,23 @@ def autocast(run: Run):
 
 @torch.no_grad()
 def evaluate(run: Run, examples: Sequence[Example] | None = None) -> float | None:
-    """Mean cross-entropy over every answer token of `examples` (default: the valid split)."""
+    """Mean cross-entropy over every answer token of `examples` (default: the valid split).
+    Under torchrun each rank scores every world-th example and the sums are added up."""
     examples = run.valid_examples if examples is None else examples
     if not examples:
         return None
+    mine = examples[run.share.rank::run.share.world]
     was_training = run.model.training
     run.model.eval()
     total, count = 0.0, 0
-    for start in range(0, len(examples), run.config.batch_size):
-        batch = run.model.collate(examples[start:start + run.config.batch_size], "right").to(run.model.device)
+    for start in range(0, len(mine), run.config.batch_size):
+        batch = run.model.collate(mine[start:start + run.config.batch_size], "right").to(run.model.device)
         with autocast(run):
             loss = run.model(batch)
         n = answer_tokens(batch)
         total, count = total + float(loss) * n, count + n
     run.model.train(was_training)
+    total, count = distributed.all_sum(total, count)
     return total / max(1, count)
 
 
@@ -274,19 +303,30 @@ def train(run: Run) -> Iterator[dict]:
     Saves every `save_every` steps and at the end (also when stopped)."""
     config, model, optimizer, scheduler, state = run.config, run.model, run.optimizer, run.scheduler, run.state
     parameters = model.trainable_parameters()
+    forward = run.ddp or model  # DDP: same forward, gradients averaged over the ranks in backward
+    world = run.share.world
     model.train()
-    while state.step < run.total_steps and not run.stop_requested:
+    stopping = False  # agreed by every rank at the end of each step
+    while state.step < run.total_steps and not stopping:
         started = time.perf_counter()
-        epoch = state.epoch if state.position * config.batch_size < len(run.train_examples) else state.epoch + 1
-        batches = [model.collate(next_micro_batch(run), "right").to(model.device) for _ in range(config.grad_accum)]
-        weights = [answer_tokens(b) for b in batches]
-        step_tokens = max(1, sum(weights))
+        epoch = state.epoch if state.position * run.records_per_micro_batch < len(run.train_examples) else state.epoch + 1
+        batches, weights = [], []
+        for _ in range(config.grad_accum):
+            examples = next_micro_batch(run)
+            # A rank left without records (a short last micro-batch) still joins DDP's gradient
+            # averaging: it runs one example with weight 0.
+            batches.append(model.collate(examples or run.train_examples[:1], "right").to(model.device))
+            weights.append(answer_tokens(batches[-1]) if examples else 0)
+        step_tokens = max(1.0, distributed.all_sum(sum(weights))[0])  # answer tokens of the step, all ranks
         optimizer.zero_grad(set_to_none=True)
         loss_sum = 0.0
-        for batch, weight in zip(batches, weights):
-            with autocast(run):
-                loss = model(batch)  # mean over this micro-batch's answer tokens
-            (loss * (weight / step_tokens)).backward()  # -> mean over the step's answer tokens
+        for i, (batch, weight) in enumerate(zip(batches, weights)):
+            # DDP averages gradients once per step (the last micro-batch), over `world` ranks
+            sync = i == len(batches) - 1 or run.ddp is None
+            with (contextlib.nullcontext() if sync else run.ddp.no_sync()), autocast(run):
+                loss = forward(batch)  # mean over this micro-batch's answer tokens
+                # -> mean over the step's answer tokens (x world: DDP divides the summed gradients by it)
+                (loss * (weight * world / step_tokens)).backward()
             loss_sum += float(loss.detach()) * weight
         grad_norm = (torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm) if config.max_grad_norm > 0
                      else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
@@ -294,8 +334,10 @@ def train(run: Run) -> Iterator[dict]:
         optimizer.step()
         scheduler.step()
         state.step += 1
+        tokens = sum(int(b.attention_mask.sum()) for b, w in zip(batches, weights) if w)
+        loss_sum, tokens, stops = distributed.all_sum(loss_sum, tokens, float(run.stop_requested))
+        stopping = stops > 0
         seconds = time.perf_counter() - started
-        tokens = sum(int(b.attention_mask.sum()) for b in batches)
         metrics = {"step": state.step, "epoch": epoch, "loss": loss_sum / step_tokens, "lr": lr,
                    "grad_norm": float(grad_norm), "tokens_per_s": tokens / seconds, "s_per_step": seconds}
         if (config.val_every and state.step % config.val_every == 0) or state.step == run.total_steps:
@@ -304,28 +346,39 @@ def train(run: Run) -> Iterator[dict]:
         if config.save_every and state.step % config.save_every == 0 and state.step < run.total_steps:
             save(run)
         yield metrics
+    run.stop_requested = stopping
     save(run)
 
 
 # ---- checkpoints ------------------------------------------------------------------------------
 
 
+def _rng_key(name: str, rank: int) -> str:
+    return name if rank == 0 else f"{name}.rank{rank}"
+
+
 def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
-    """Model checkpoint + trainer state, written into a temporary folder and renamed into place."""
+    """Model checkpoint + trainer state, written into a temporary folder and renamed into place.
+    Under torchrun every rank calls it (its RNG state is gathered) and rank 0 writes."""
     folder = Path(folder or run.config.output)
+    rng = {"rng.torch": distributed.gather_tensors(torch.get_rng_state())}
+    if torch.cuda.is_available():
+        rng["rng.cuda"] = distributed.gather_tensors(torch.cuda.get_rng_state())
+    if not run.share.main:
+        distributed.barrier()  # returns once rank 0 has written the folder
+        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.parent / f".{folder.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
         save_checkpoint(run.model, staging, extra={"trainer": "sft", "step": run.state.step})
         tensors, optimizer_json = _flatten_optimizer(run.optimizer.state_dict())
-        tensors["rng.torch"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        for name, states in rng.items():  # "rng.torch" (rank 0), "rng.torch.rank1", ...
+            tensors.update({_rng_key(name, rank): state for rank, state in enumerate(states)})
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in tensors.items()}, staging / TRAINER_STATE_TENSORS)
         trainer_state = {"format": "mllm-sft-trainer", "version": 1, **asdict(run.state),
-                         "total_steps": run.total_steps, "config": asdict(run.config),
+                         "total_steps": run.total_steps, "world_size": run.share.world, "config": asdict(run.config),
                          "data": {"train": len(run.train_examples), "valid": len(run.valid_examples),
                                   "fingerprint": run.data_fingerprint},
                          "optimizer": optimizer_json, "scheduler": run.scheduler.state_dict(),
@@ -334,6 +387,7 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
         replace_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        distributed.barrier()
     return folder
 
 
@@ -367,6 +421,7 @@ def _restore_trainer_state(run: Run, folder: Path, saved: dict) -> None:
     run.total_steps = saved["total_steps"]
     run.last_metrics = saved.get("last_metrics", {})
     # Last: building the model drew random numbers; the resumed run must draw what the original would.
-    torch.set_rng_state(tensors["rng.torch"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    rank = run.share.rank
+    torch.set_rng_state(tensors[_rng_key("rng.torch", rank)])
+    if _rng_key("rng.cuda", rank) in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors[_rng_key("rng.cuda", rank)])
