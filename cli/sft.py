@@ -14,7 +14,7 @@ from mllm.core.io.errors import has_error
 from mllm.core.io.records import read_records
 from mllm.core.model import DEFAULT_SYSTEM_PROMPT
 from mllm.core.train import distributed
-from mllm.core.train.sft import SFTConfig, bf16_supported, setup, train
+from mllm.core.train.sft import SFTConfig, best_folder, bf16_supported, setup, train
 
 EXIT_INTERRUPTED = 130
 
@@ -43,6 +43,8 @@ def command(
     grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in the backward pass (less memory, slower)."),
     val_every: int = typer.Option(0, "--val-every", min=0, help="Validation loss on the `valid` split every N steps (0 = at the end only)."),
     save_every: int = typer.Option(0, "--save-every", min=0, help="Checkpoint every N steps (0 = at the end and on Ctrl-C only)."),
+    keep_best: bool = typer.Option(False, "--keep-best", help="Also save the checkpoint with the lowest validation loss, to <output>-best."),
+    early_stop: int = typer.Option(0, "--early-stop", min=0, help="Stop after N validations in a row without a lower validation loss (needs --val-every; 0 = never)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, the data order and dropout."),
     system_prompt: str = typer.Option(DEFAULT_SYSTEM_PROMPT, "--system-prompt", help="System turn added to records without one ('' = none: the template's default)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto (CUDA when available; the rank's GPU under torchrun)."),
@@ -61,6 +63,8 @@ def command(
         mllm sft instructions.enc.jsonl -o runs/key --steps 300 --batch-size 8 --val-every 50 > runs/key.metrics.jsonl
 
         mllm sft instructions.enc.jsonl -o runs/stage1 --projector-only --lr 1e-3 --epochs 2
+
+        mllm sft instructions.enc.jsonl -o runs/key --steps 1000 --val-every 25 --keep-best --early-stop 4
 
         mllm sft instructions.enc.jsonl -o runs/key --resume runs/key --steps 300
 
@@ -81,7 +85,7 @@ def command(
                        grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup=warmup,
                        max_grad_norm=max_grad_norm, bf16=bf16_supported(device) if bf16 is None else bf16,
                        grad_checkpointing=grad_checkpointing, val_every=val_every, save_every=save_every,
-                       output=output, seed=seed, system_prompt=system_prompt or None, device=device)
+                       keep_best=keep_best, early_stop=early_stop, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
     with stream_errors():
         records = list(read_records(input))
     usable = [r for r in records if not has_error(r)]
@@ -143,4 +147,9 @@ def _train(run) -> None:
     if run.stop_requested:
         say(f"saved {config.output} at step {run.state.step}; continue with --resume {config.output}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)
-    say(f"[green]saved {config.output} at step {run.state.step}[/]", highlight=False)
+    state = run.state
+    if state.early_stopped:
+        say(f"early stop: no lower validation loss in {config.early_stop} validations", highlight=False)
+    if config.keep_best and state.best_step is not None:
+        say(f"best val_loss {state.best_val_loss:.4f} at step {state.best_step}: {best_folder(config)}", highlight=False)
+    say(f"[green]saved {config.output} at step {state.step}[/]", highlight=False)

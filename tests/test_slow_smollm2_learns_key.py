@@ -33,9 +33,10 @@ def test_smollm2_with_dsp_features_learns_key_well_above_chance(tmp_path):
     encoded = mllm("encode", str(corpus / "manifest.jsonl"), "--encoder", "dsp", "--frame-rate", "1")
     instructions = tmp_path / "instr.jsonl"
     mllm("build-instructions", "--tasks", "key", "--split-fractions", "0.8,0.1,0.1", "-o", str(instructions), stdin=encoded)
-    mllm("sft", str(instructions), "-o", str(tmp_path / "run"), "--steps", "250", "--batch-size", "8", "--lr", "1e-3")
+    mllm("sft", str(instructions), "-o", str(tmp_path / "run"), "--steps", "250", "--batch-size", "8", "--lr", "1e-3",
+         "--val-every", "25", "--keep-best")
     test = [r for r in map(orjson.loads, instructions.read_bytes().splitlines()) if r["split"] == "test"]
-    answers = mllm("caption", "-", "--model", str(tmp_path / "run"), stdin=b"".join(orjson.dumps(r) + b"\n" for r in test))
+    answers = mllm("caption", "-", "--model", str(tmp_path / "run-best"), stdin=b"".join(orjson.dumps(r) + b"\n" for r in test))
     summary = orjson.loads(mllm("eval-mir", "--bootstrap", "200", stdin=answers))
     key = summary["tasks"]["key"]
     assert key["parse_rate"] >= 0.8

@@ -154,3 +154,31 @@ def test_grad_checkpointing_gives_the_same_step(llm_folder, tmp_path):
                     make_records(4))
         results.append([(m["loss"], m["grad_norm"]) for m in train(run)])
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+
+
+def test_keep_best_and_early_stop(llm_folder, tmp_path):
+    records = make_records(6)
+    # validation answers the training set never shows: the validation loss turns up as the model fits
+    for i in range(3):
+        records.append({**make_records(1)[0], "id": f"v{i}", "split": "valid",
+                        "messages": [{"role": "user", "content": "<audio>\nWhat key is this music in?"},
+                                     {"role": "assistant", "content": f"It is in {['F#', 'D', 'B'][i]} minor, slowly."}]})
+    run = setup(config(llm_folder, tmp_path, steps=200, val_every=2, keep_best=True, early_stop=3), records)
+    metrics = list(train(run))
+    validations = [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]
+    best_step, best_loss = min(validations, key=lambda v: v[1])
+    assert run.state.best_step == best_step and run.state.best_val_loss == pytest.approx(best_loss)
+    assert [m["step"] for m in metrics if m.get("best")][-1] == best_step
+    # stopped early: the last 3 validations did not beat the best, and the run ended there
+    assert run.state.early_stopped and metrics[-1].get("early_stopped") and len(metrics) < 200
+    assert all(loss >= best_loss for _, loss in validations[-3:]) and validations[-4][0] == best_step
+    best = json.loads((tmp_path / "ckpt-best" / TRAINER_STATE_JSON).read_text())
+    assert best["step"] == best_step
+    assert json.loads((tmp_path / "ckpt" / TRAINER_STATE_JSON).read_text())["step"] == metrics[-1]["step"]
+    # a resumed early-stopped run has nothing left to do
+    again = setup(config(llm_folder, tmp_path, keep_best=True, early_stop=3, val_every=2), records, resume=tmp_path / "ckpt")
+    assert list(train(again)) == []
+    with pytest.raises(ValueError, match="val_every"):
+        setup(config(llm_folder, tmp_path, steps=5, early_stop=2), records)
+    with pytest.raises(ValueError, match="validation records"):
+        setup(config(llm_folder, tmp_path, steps=5, keep_best=True), make_records(4))

@@ -15,7 +15,9 @@ What a step does:
   LoRA adapter unless `projector_only`), learning rate `lr * lr_factor(step)`: linear warmup, then
   cosine to `min_lr_ratio * lr` (LambdaLR);
 - every `val_every` steps (and at the end) the mean answer-token loss on the `valid` split;
-- every `save_every` steps (and at the end) a checkpoint.
+- every `save_every` steps (and at the end) a checkpoint; with `keep_best`, each validation that
+  lowers the best `val_loss` also writes a checkpoint to `<output>-best`; with `early_stop` = k,
+  training ends after k validations in a row without a new best.
 
 Under `torchrun --nproc-per-node N` (core/train/distributed.py) the same loop runs in N processes
 with DistributedDataParallel: a micro-batch is `batch_size * N` records of the epoch order, rank r
@@ -66,7 +68,7 @@ __all__ = ["SFTConfig", "TrainerState", "Run", "setup", "train", "evaluate", "sa
 TRAINER_STATE_JSON = "trainer_state.json"
 TRAINER_STATE_TENSORS = "trainer_state.safetensors"
 # Options a resumed run may change; every other field comes from the checkpoint.
-RESUME_MAY_CHANGE = ("output", "val_every", "save_every", "device")
+RESUME_MAY_CHANGE = ("output", "val_every", "save_every", "device", "keep_best", "early_stop")
 
 
 @dataclass
@@ -92,6 +94,8 @@ class SFTConfig:
     grad_checkpointing: bool = False
     val_every: int = 0  # 0 = validate only at the end
     save_every: int = 0  # 0 = save only at the end (and on interruption)
+    keep_best: bool = False  # also save the checkpoint of the lowest val_loss to <output>-best
+    early_stop: int = 0  # stop after this many validations without a new best val_loss (0 = never)
     output: str = "checkpoint"
     seed: int = 0
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
@@ -109,6 +113,10 @@ class SFTConfig:
             raise ValueError("epochs must be > 0")
         if self.lr <= 0 or self.warmup < 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError("lr must be > 0, warmup >= 0, min_lr_ratio in [0, 1]")
+        if self.early_stop < 0:
+            raise ValueError("early_stop must be >= 0")
+        if self.early_stop and not self.val_every:
+            raise ValueError("early_stop needs val_every (validations to compare)")
         return self
 
 
@@ -117,6 +125,10 @@ class TrainerState:
     step: int = 0  # optimizer steps done
     epoch: int = 0  # epoch of the next micro-batch
     position: int = 0  # index of the next micro-batch in that epoch
+    best_val_loss: float | None = None  # lowest validation loss so far
+    best_step: int | None = None  # the step that reached it
+    validations_since_best: int = 0  # validations in a row without a new best (for early_stop)
+    early_stopped: bool = False  # the run ended by early stopping (a resume does not continue it)
 
 
 @dataclass
@@ -204,6 +216,8 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
     train_records, valid_records = split_records(records)
     if not train_records:
         raise ValueError("no training records (split 'train' or no split)")
+    if (config.keep_best or config.early_stop) and not valid_records:
+        raise ValueError("keep_best and early_stop need validation records (split 'valid')")
     fingerprint = _fingerprint(train_records)
     if saved is not None and saved["data"]["fingerprint"] != fingerprint:
         raise ValueError(f"{resume} was trained on other records ({saved['data']['train']} training records, "
@@ -307,7 +321,7 @@ def train(run: Run) -> Iterator[dict]:
     world = run.share.world
     model.train()
     stopping = False  # agreed by every rank at the end of each step
-    while state.step < run.total_steps and not stopping:
+    while state.step < run.total_steps and not stopping and not state.early_stopped:
         started = time.perf_counter()
         epoch = state.epoch if state.position * run.records_per_micro_batch < len(run.train_examples) else state.epoch + 1
         batches, weights = [], []
@@ -342,12 +356,37 @@ def train(run: Run) -> Iterator[dict]:
                    "grad_norm": float(grad_norm), "tokens_per_s": tokens / seconds, "s_per_step": seconds}
         if (config.val_every and state.step % config.val_every == 0) or state.step == run.total_steps:
             metrics["val_loss"] = evaluate(run)
+            _track_best(run, metrics)
         run.last_metrics = metrics
         if config.save_every and state.step % config.save_every == 0 and state.step < run.total_steps:
             save(run)
         yield metrics
     run.stop_requested = stopping
     save(run)
+
+
+def best_folder(config: SFTConfig) -> Path:
+    """Where `keep_best` writes: `<output>-best` beside the run's folder."""
+    output = Path(config.output)
+    return output.with_name(output.name + "-best")
+
+
+def _track_best(run: Run, metrics: dict) -> None:
+    """After a validation: remember the best val_loss, save it (keep_best), decide on early stopping.
+    val_loss is summed over ranks, so every rank takes the same decision."""
+    state, config, loss = run.state, run.config, metrics["val_loss"]
+    if loss is None:
+        return
+    if state.best_val_loss is None or loss < state.best_val_loss:
+        state.best_val_loss, state.best_step, state.validations_since_best = loss, state.step, 0
+        metrics["best"] = True
+        if config.keep_best:
+            save(run, best_folder(config))
+    else:
+        state.validations_since_best += 1
+        if config.early_stop and state.validations_since_best >= config.early_stop:
+            state.early_stopped = True
+            metrics["early_stopped"] = True
 
 
 # ---- checkpoints ------------------------------------------------------------------------------
@@ -417,7 +456,7 @@ def _restore_trainer_state(run: Run, folder: Path, saved: dict) -> None:
         state.setdefault(int(index), {}).update(values)
     run.optimizer.load_state_dict({"state": state, "param_groups": saved["optimizer"]["param_groups"]})
     run.scheduler.load_state_dict(saved["scheduler"])
-    run.state = TrainerState(**{f.name: saved[f.name] for f in fields(TrainerState)})
+    run.state = TrainerState(**{f.name: saved[f.name] for f in fields(TrainerState) if f.name in saved})
     run.total_steps = saved["total_steps"]
     run.last_metrics = saved.get("last_metrics", {})
     # Last: building the model drew random numbers; the resumed run must draw what the original would.
