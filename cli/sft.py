@@ -20,9 +20,14 @@ EXIT_INTERRUPTED = 130
 
 
 def command(
-    input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split` and `audio_embedding` (from `mllm encode`)."),
+    input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split` and `audio_embedding` (from `mllm encode`), or `audio` with --encoder."),
     output: str = typer.Option("checkpoint", "-o", "--output", help="Checkpoint folder (rewritten atomically at every save)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint folder (same records; its options win except -o, --val-every, --save-every, --device)."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encode records that have `audio` but no `audio_embedding` on the fly, as `mllm encode --encoder` would (a DSP name, hub id or model folder)."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="With --encoder: the hidden layer (as `mllm encode --layer`)."),
+    frame_rate: float = typer.Option(10.0, "--frame-rate", help="With --encoder: frames per second of the embedding (as `mllm encode --frame-rate`)."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="With --encoder: folder of cached embeddings shared with `mllm encode --cache`."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="With --encoder: let a model folder run its own code (MERT)."),
     llm: str = typer.Option("smollm2", "--llm", help="The LLM: 'smollm2' (embedded SmolLM2-135M-Instruct), a .gguf, a local folder or a hub id."),
     projector: str = typer.Option("mlp", "--projector", help="linear, mlp or strided."),
     stride: int = typer.Option(4, "--stride", min=1, help="Frames merged into one audio token (strided projector)."),
@@ -64,6 +69,8 @@ def command(
 
         mllm sft instructions.enc.jsonl -o runs/stage1 --projector-only --lr 1e-3 --epochs 2
 
+        mllm sft instructions.jsonl --encoder dsp --frame-rate 1 --cache cache/ -o runs/key   # encodes the audio first
+
         mllm sft instructions.enc.jsonl -o runs/key --steps 1000 --val-every 25 --keep-best --early-stop 4
 
         mllm sft instructions.enc.jsonl -o runs/key --resume runs/key --steps 300
@@ -88,9 +95,13 @@ def command(
                        keep_best=keep_best, early_stop=early_stop, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
     with stream_errors():
         records = list(read_records(input))
+    if encoder is not None:
+        records = _encoded(records, encoder, layer, frame_rate, cache, trust_remote_code, device, resume)
     usable = [r for r in records if not has_error(r)]
     if len(usable) < len(records):
-        console.print(f"[yellow]skipping {len(records) - len(usable)} error records[/]", highlight=False)
+        first = next(r for r in records if has_error(r))
+        console.print(f"[yellow]skipping {len(records) - len(usable)} error records (first: {first.get('id')!r}: "
+                      f"{first['error'].get('message')})[/]", highlight=False)
     missing = [r.get("id") for r in usable if "audio_embedding" not in r or "messages" not in r]
     if missing:
         raise fail(f"{len(missing)} records lack `audio_embedding` or `messages` (first: {missing[0]!r}); run `mllm encode` and `mllm build-instructions` first")
@@ -107,6 +118,34 @@ def command(
         _train(run)
     finally:
         distributed.stop()
+
+
+def _encoded(records, name, layer, frame_rate, cache, trust_remote_code, device, resume) -> list[dict]:
+    """Records with `audio_embedding`: the ones lacking it encoded with --encoder (resuming: with
+    the checkpoint's encoder, layer and frame rate), checked against it otherwise."""
+    import json
+    from pathlib import Path
+
+    from mllm.core.encoders import EmbeddingCache, EncoderError, layer_label, parse_layer
+    from mllm.core.encoders.for_model import ModelEncoder
+
+    if resume is not None:
+        spec = json.loads((Path(resume) / "config.json").read_text())["encoder"]
+    else:
+        try:
+            spec = {"name": str(Path(name).resolve()) if Path(name).exists() else name,
+                    "layer": layer_label(parse_layer(layer)), "frame_rate": frame_rate}
+        except EncoderError as exc:
+            raise fail(str(exc)) from None
+    encoding = ModelEncoder(spec, device=device, cache=EmbeddingCache(cache) if cache else None,
+                            trust_remote_code=trust_remote_code)
+    with progress() as bar:
+        task = bar.add_task("encode", total=len(records))
+        out = []
+        for record in encoding.embeddings(records):
+            out.append(record)
+            bar.advance(task)
+    return out
 
 
 def _train(run) -> None:

@@ -67,15 +67,16 @@ class Encoder(abc.ABC):
         """A string that changes whenever the encoder's numbers would: code version, weights, settings."""
 
 
-def parse_layer(text: str | int | None) -> Layer | None:
-    """`--layer` text -> Layer: "-1" -> -1, "4,5,6" -> (4, 5, 6), "all", "projection"; None stays None.
+def parse_layer(text: str | int | list[int] | None) -> Layer | None:
+    """`--layer` text (or a record's `layer` label) -> Layer: "-1" -> -1, "4,5,6" -> (4, 5, 6),
+    [4, 5, 6] -> (4, 5, 6), "all", "projection"; None stays None.
 
-    >>> parse_layer("-2"), parse_layer("3, 4"), parse_layer("ALL")
-    (-2, (3, 4), 'all')
+    >>> parse_layer("-2"), parse_layer("3, 4"), parse_layer("ALL"), parse_layer([1, 2])
+    (-2, (3, 4), 'all', (1, 2))
     """
     if text is None or isinstance(text, int):
         return text
-    value = str(text).strip().lower()
+    value = ",".join(map(str, text)) if isinstance(text, (list, tuple)) else str(text).strip().lower()
     if value in NAMED_LAYERS:
         return value
     try:

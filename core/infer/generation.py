@@ -53,12 +53,14 @@ class ModelGenerator:
     """`MusicLLM.generate` over a list of prompts (one left-padded batch)."""
 
     def __init__(self, model, max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0,
-                 top_k: int = 0, top_p: float = 1.0):
+                 top_k: int = 0, top_p: float = 1.0, audio_input: Callable[[Record], object] | None = None):
         self.model = model
         self.options = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
                             top_k=top_k, top_p=top_p)
-
-    audio_input = staticmethod(embedding_input)
+        # The record's audio as the model reads it: by default its `audio_embedding`; load_generator
+        # passes the checkpoint's encoder (core/encoders/for_model.py), which checks a record's
+        # embedding against it and encodes records that only have `audio`.
+        self.audio_input = audio_input or embedding_input
 
     def check(self, prompt: Prompt) -> None:
         """Raise if the prompt cannot become an example (so the record alone fails, not its batch)."""
@@ -147,4 +149,7 @@ def load_generator(name: str, *, device: str = "auto", dtype: str = "float32", m
         loaded = load_checkpoint(name, dtype=getattr(torch, dtype), device=device)
     except (OSError, ValueError, KeyError, AttributeError) as exc:
         raise ValueError(f"cannot load checkpoint {name}: {exc}") from None
-    return ModelGenerator(loaded, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p)
+    from mllm.core.encoders.for_model import ModelEncoder
+
+    return ModelGenerator(loaded, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p,
+                          audio_input=ModelEncoder(loaded.encoder, device=device))

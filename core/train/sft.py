@@ -57,6 +57,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from mllm.core.encoders.for_model import ModelEncoder
 from mllm.core.model.checkpoint import replace_folder
 from mllm.core.train import distributed
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
@@ -181,10 +182,12 @@ def bf16_supported(device: str) -> bool:
 
 
 def _encoder_of(records: Sequence[dict]) -> dict:
+    """The encoder the records were encoded with (the checkpoint's `encoder`), read from the first."""
     first = records[0]
     dim = int(np.asarray(first["audio_embedding"]).shape[-1])
     rate = first.get("frame_rate")
-    return {"name": str(first.get("encoder") or "unknown"), "dim": dim, "frame_rate": None if rate is None else float(rate)}
+    return {"name": str(first.get("encoder") or "unknown"), "dim": dim, "frame_rate": None if rate is None else float(rate),
+            "layer": first.get("layer")}
 
 
 def _fingerprint(records: Sequence[dict]) -> str:
@@ -235,6 +238,9 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
         model = load_checkpoint(resume, device=config.device, trainable=True)
     if share.rank > 0:  # same initial weights on every rank, but each rank its own dropout
         torch.manual_seed(config.seed + 1_000_003 * share.rank)
+    checker = ModelEncoder(model.encoder)
+    for record in [*train_records, *valid_records]:
+        checker.check(record)  # ValueError naming a record from another encoder, size or frame rate
     if config.grad_checkpointing:
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     train_examples = [model.example(r) for r in train_records]
