@@ -6,7 +6,8 @@
 
 registry.py (names -> encoders, layers), dsp.py (librosa features), huggingface.py (Whisper, CLAP,
 AST, wav2vec2-style), windows.py (long audio, batches), pooling.py (mean pooling to a frame rate),
-cache.py (embeddings on disk), encode.py (records in, records out). Decisions: docs/encoders.md.
+cache.py (embeddings on disk), encode.py (records in, records out), for_model.py (the encoder a
+MusicLLM checkpoint names: its records checked, or encoded on the fly). Decisions: docs/encoders.md.
 """
 
 from mllm.core.encoders.cache import EmbeddingCache, file_sha256
