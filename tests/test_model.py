@@ -140,6 +140,29 @@ def test_batched_forward_equals_per_example(llm_folder):
             assert float(loss) == pytest.approx(expected, rel=1e-5)
 
 
+def test_loss_on_answer_positions_only_equals_the_full_logits_loss(llm_folder):
+    model = build(llm_folder)
+    assert model.slices_logits  # Llama's forward takes logits_to_keep
+    batch = model.batch(RECORDS, padding_side="right")
+    torch.manual_seed(0)
+    model.train()
+    sliced = model(batch)
+    sliced.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    full_logits = model.logits(batch)[:, :-1].float()  # every position through the LM head
+    full = torch.nn.functional.cross_entropy(full_logits.reshape(-1, full_logits.shape[-1]),
+                                             batch.labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
+    model.slices_logits = False
+    fallback = model(batch)
+    model.slices_logits = True
+    full.backward()
+    torch.testing.assert_close(sliced, full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fallback, full, rtol=1e-5, atol=1e-6)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, dict(model.named_parameters())[name].grad, rtol=1e-4, atol=1e-6)
+
+
 def test_lora_training_overfits_and_touches_only_lora_and_projector(llm_folder):
     model = build(llm_folder)
     base_before = {n: p.detach().clone() for n, p in model.llm.named_parameters() if "lora_" not in n}

