@@ -20,6 +20,9 @@ mllm: `core.train.sft.setup(SFTConfig(...), records)` and `for metrics in train(
 Hugging Face: `transformers.Trainer` with the same optimizer and scheduler passed in, a thin module
 whose `forward(**batch fields, num_items_in_batch)` returns `{"loss": ...}` and a collator that
 calls `MusicLLM.collate`; no evaluation, saving, reporting, logging or progress bar; no workers.
+Two Trainer sides: "HF Trainer" computes the loss with `MusicLLM.forward` (the same arithmetic as
+mllm: the ratio measures the loops alone); "HF Trainer, labels=" passes `labels` to the LLM as one
+does with transformers alone (its loss takes the logits of every position; the same loss value).
 
 Timing: wall time between the ends of consecutive optimizer steps (data collation, forward,
 backward, clipping, optimizer and everything the loop does between steps), the first
@@ -32,18 +35,21 @@ times, in alternating order, and the medians over the repeats are reported.
 
 FLOP/s. With the base weights frozen, a token costs about
 
-    FLOPs per token = 4 N        (forward 2 N, backward 2 N for the activation gradients; no weight gradients)
+    FLOPs per token = 4 (N - H) + 4 H a     (forward 2, backward 2 for the activation gradients; no weight gradients)
 
 where N counts the weights that take part in matrix products: every linear layer of the LLM
-(attention and MLP projections of every layer) plus the LM head (tied to the embedding in
-SmolLM2, but still a matrix product), not the embedding lookup. Left out, and printed as a share
-of 4 N: the LoRA matrices (6 x their size per token: they do get weight gradients), the projector
-(6 x its size per audio frame) and the attention scores (12 x layers x padded length x attention
-width per token, forward and backward). Achieved FLOP/s = 4 N x real tokens/s (padding is paid
-for but not counted). Peak: the median time of a `torch.matmul` of two 2048 x 2048 matrices
-(2 n^3 FLOPs) in float32 and in bfloat16, with the thread count training uses, timed in the same
-run before and after the training; MFU = achieved / peak of the dtype the matrix products run
-in (bfloat16 under `--bf16`, else float32).
+(attention and MLP projections of every layer) plus the LM head H (tied to the embedding in
+SmolLM2, but still a matrix product), not the embedding lookup; a is the share of positions that
+predict an answer token, the only ones whose logits the loss needs. These are the FLOPs the task
+requires, the same figure for every side: the "labels=" Trainer side, which runs the head on every
+position, does more arithmetic for the same loss and shows it as a lower rate. Left out, and
+printed as a share: the LoRA matrices (6 x their size per token: they do get weight gradients),
+the projector (6 x its size per audio frame) and the attention scores (12 x layers x padded
+length x attention width per token, forward and backward). Achieved FLOP/s = FLOPs per token x
+real tokens/s (padding is paid for but not counted). Peak: the median time of a `torch.matmul` of
+two 2048 x 2048 matrices (2 n^3 FLOPs) in float32 and in bfloat16, with the thread count training
+uses, timed in the same run before and after the training; MFU = achieved / peak of the dtype the
+matrix products run in (bfloat16 under `--bf16`, else float32).
 
     python benchmarks/sft_throughput.py                          # SmolLM2, batch 8, 2 + 15 steps, twice each
     python benchmarks/sft_throughput.py --no-bf16 --repeats 1
@@ -75,6 +81,7 @@ KEYS = [f"{tonic} {mode}" for mode in ("major", "minor")
 QUESTIONS = ["What is the key of this piece?", "In which key is this music?", "What key is this song in?",
              "Identify the key and mode of this recording."]
 DSP_DIM = 39  # the `dsp` encoder's embedding size
+TRAINER_SIDES = {"mllm": "HF Trainer", "labels": "HF Trainer, labels="}  # TrainerModel's loss -> row name
 
 
 def make_records(count: int, frames: int, seed: int = 0) -> list[dict]:
@@ -145,17 +152,26 @@ def padded_tokens(model: MusicLLM, examples, args) -> int:
 class TrainerModel(nn.Module):
     """The Trainer's view of a MusicLLM: keyword tensors in, {"loss"} out.
 
-    With `num_items_in_batch` (the step's answer tokens, counted by the Trainer) the micro-batch mean
-    is weighted by its share of them, as mllm does; the Trainer then does not divide by grad_accum."""
+    `loss="mllm"`: `MusicLLM.forward` (the LM head on answer positions only), so the two sides do the
+    same arithmetic and the ratio measures the loops. `loss="labels"`: what one writes for the
+    Trainer with transformers alone, `labels=` passed to the LLM, whose loss takes the logits of
+    every position (the same value). With `num_items_in_batch` (the step's answer tokens, counted by
+    the Trainer) the micro-batch mean is weighted by its share of them, as mllm does; the Trainer
+    then does not divide by grad_accum."""
 
-    def __init__(self, model: MusicLLM):
+    def __init__(self, model: MusicLLM, loss: str = "mllm"):
         super().__init__()
         self.model = model
+        self.loss = loss
         self.losses: list[tuple[float, int]] = []  # (micro-batch mean loss, answer tokens)
 
     def forward(self, num_items_in_batch=None, **fields):
         batch = Batch(**fields)
-        loss = self.model(batch)
+        if self.loss == "labels":
+            loss = self.model.llm(inputs_embeds=self.model.embed(batch), attention_mask=batch.attention_mask,
+                                  position_ids=batch.position_ids, labels=batch.labels, use_cache=False).loss
+        else:
+            loss = self.model(batch)
         weight = answer_tokens(batch)
         self.losses.append((float(loss.detach()), weight))
         if num_items_in_batch is None:
@@ -163,7 +179,7 @@ class TrainerModel(nn.Module):
         return {"loss": loss * (weight / num_items_in_batch)}
 
 
-def run_trainer(args, records: list[dict]) -> dict:
+def run_trainer(args, records: list[dict], loss: str = "mllm") -> dict:
     import transformers
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
@@ -211,7 +227,7 @@ def run_trainer(args, records: list[dict]) -> dict:
             loader = torch.utils.data.DataLoader(examples, batch_sampler=order, collate_fn=collate, num_workers=0)
             return self.accelerator.prepare(loader)
 
-    wrapper = TrainerModel(model)
+    wrapper = TrainerModel(model, loss)
     timer = Timer()
     with tempfile.TemporaryDirectory() as work:
         arguments = TrainingArguments(
@@ -233,7 +249,7 @@ def run_trainer(args, records: list[dict]) -> dict:
     step_tokens = [sum(tokens_seen[s * args.grad_accum:(s + 1) * args.grad_accum]) for s in range(total)]
     del trainer, wrapper, optimizer, scheduler
     gc.collect()
-    return summarise("HF Trainer", timer.ends, losses, step_tokens, checksum, padded, args)
+    return summarise(TRAINER_SIDES[loss], timer.ends, losses, step_tokens, checksum, padded, args)
 
 
 # ---- figures ------------------------------------------------------------------------------------
@@ -293,13 +309,15 @@ def flop_terms(args, records: list[dict]) -> dict:
     lengths = [len(e.before) + len(e.after) + len(e.answer) + model.projector.output_length(len(e.audio)) for e in examples]
     frames_per_token = float(np.mean([len(e.audio) for e in examples])) / float(np.mean(lengths))
     embedding = model.llm.get_input_embeddings().weight.numel()
+    head = model.llm.get_output_embeddings().weight.numel()
+    answer_share = float(np.mean([len(e.answer) for e in examples])) / float(np.mean(lengths))
     del model
     gc.collect()
-    base = 4 * matmul
+    base = 4 * (matmul - head) + 4 * head * answer_share  # the LM head is needed at answer positions only
     left_out = {"LoRA": 6 * lora, "projector": 6 * projector * frames_per_token,
                 "attention scores": 12 * layers * float(np.mean(lengths)) * width}
     return {"N": matmul, "embedding": embedding, "lora": lora, "projector": projector, "per_token": base,
-            "left_out": left_out, "mean_length": float(np.mean(lengths))}
+            "left_out": left_out, "mean_length": float(np.mean(lengths)), "head": head, "answer_share": answer_share}
 
 
 def median_of(results: list[dict], key: str) -> float:
@@ -340,10 +358,11 @@ def main() -> None:
     print(f"matmul 2048^2 peak: float32 {peaks['float32'][0] / 1e9:.1f} GFLOP/s, "
           f"bfloat16 {peaks['bfloat16'][0] / 1e9:.1f} GFLOP/s", flush=True)
 
-    results = {"mllm": [], "HF Trainer": []}
-    sides = {"mllm": run_mllm, "HF Trainer": run_trainer}
+    sides = {"mllm": run_mllm, TRAINER_SIDES["mllm"]: run_trainer,
+             TRAINER_SIDES["labels"]: lambda a, r: run_trainer(a, r, "labels")}
+    results = {name: [] for name in sides}
     for repeat in range(args.repeats):
-        names = ["mllm", "HF Trainer"] if repeat % 2 == 0 else ["HF Trainer", "mllm"]
+        names = list(sides) if repeat % 2 == 0 else list(sides)[::-1]
         for name in names:
             result = sides[name](args, records)
             results[name].append(result)
@@ -360,8 +379,9 @@ def main() -> None:
           f"bfloat16 {peaks['bfloat16'][1] / 1e9:.1f} GFLOP/s; MFU against the higher {peak_dtype} figure "
           f"({peak / 1e9:.1f} GFLOP/s)")
 
-    print(f"\nFLOPs per token = 4 N = {terms['per_token'] / 1e6:.4g} M (left out: "
-          + ", ".join(f"{k} {v / terms['per_token']:.1%}" for k, v in terms["left_out"].items()) + " of 4 N)")
+    print(f"\nFLOPs per token = 4 (N - head) + 4 head x answer share = {terms['per_token'] / 1e6:.4g} M "
+          f"(head {terms['head'] / 1e6:.1f} M, answer share {terms['answer_share']:.3f}; left out: "
+          + ", ".join(f"{k} {v / terms['per_token']:.1%}" for k, v in terms["left_out"].items()) + ")")
     print("| loop | s/step: median step (mean) | tokens/s: median step (overall) | achieved GFLOP/s | MFU | "
           "loss, step 1 -> last |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
@@ -371,10 +391,14 @@ def main() -> None:
         print(f"| {name} | {median_of(runs, 'median_s_per_step'):.3f} ({median_of(runs, 's_per_step'):.3f}) | "
               f"{rate:.1f} ({median_of(runs, 'tokens_per_s'):.1f}) | {achieved / 1e9:.1f} | {achieved / peak:.1%} | "
               f"{runs[0]['losses'][0]:.4f} -> {runs[0]['losses'][-1]:.4f} |")
-    ratio = median_of(results["mllm"], "median_tokens_per_s") / median_of(results["HF Trainer"], "median_tokens_per_s")
-    overall = median_of(results["mllm"], "tokens_per_s") / median_of(results["HF Trainer"], "tokens_per_s")
-    print(f"\nratio mllm / HF Trainer, tokens/s of the median step: {ratio:.3f} (overall: {overall:.3f}); "
-          f"goal >= 1.0: {'met' if ratio >= 1.0 else 'NOT met'}")
+    for name in list(sides)[1:]:
+        ratio = median_of(results["mllm"], "median_tokens_per_s") / median_of(results[name], "median_tokens_per_s")
+        overall = median_of(results["mllm"], "tokens_per_s") / median_of(results[name], "tokens_per_s")
+        print(f"\nratio mllm / {name}, tokens/s of the median step: {ratio:.3f} (overall: {overall:.3f}); "
+              f"goal >= 1.0: {'met' if ratio >= 1.0 else 'NOT met'}")
+    labels = results[TRAINER_SIDES["labels"]][0]
+    print(f"max |loss difference| mllm vs {TRAINER_SIDES['labels']}: "
+          f"{max(abs(a - b) for a, b in zip(results['mllm'][0]['losses'], labels['losses'])):.2e}")
     ours, theirs = results["mllm"][0], results["HF Trainer"][0]
     difference = max(abs(a - b) for a, b in zip(ours["losses"], theirs["losses"]))
     same_start = abs(ours["checksum"] - theirs["checksum"]) <= 1e-9 * max(1.0, abs(ours["checksum"]))

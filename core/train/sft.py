@@ -147,6 +147,7 @@ class Run:
     state: TrainerState = field(default_factory=TrainerState)
     share: distributed.Share = field(default_factory=distributed.Share)  # this process's rank and the world size
     ddp: torch.nn.Module | None = None  # the model wrapped in DistributedDataParallel (torchrun only)
+    order: tuple[int, list[int]] | None = None  # (epoch, its order): computed once per epoch
     stop_requested: bool = False  # set from outside (Ctrl-C): `train` stops after the current step
     last_metrics: dict = field(default_factory=dict)
 
@@ -281,8 +282,9 @@ def next_micro_batch(run: Run) -> list[Example]:
     size, n, state = run.records_per_micro_batch, len(run.train_examples), run.state
     if state.position * size >= n:
         state.epoch, state.position = state.epoch + 1, 0
-    order = epoch_order(run.config.seed, state.epoch, n)
-    chosen = order[state.position * size:(state.position + 1) * size][run.share.rank::run.share.world]
+    if run.order is None or run.order[0] != state.epoch:  # one randperm per epoch, not per micro-batch
+        run.order = (state.epoch, epoch_order(run.config.seed, state.epoch, n))
+    chosen = run.order[1][state.position * size:(state.position + 1) * size][run.share.rank::run.share.world]
     state.position += 1
     return [run.train_examples[i] for i in chosen]
 
