@@ -345,8 +345,9 @@ def train(run: Run) -> Iterator[dict]:
         for i, (batch, weight) in enumerate(zip(batches, weights)):
             # DDP averages gradients once per step (the last micro-batch), over `world` ranks
             sync = i == len(batches) - 1 or run.ddp is None
-            with (contextlib.nullcontext() if sync else run.ddp.no_sync()), autocast(run):
-                loss = forward(batch)  # mean over this micro-batch's answer tokens
+            with contextlib.nullcontext() if sync else run.ddp.no_sync():
+                with autocast(run):  # the forward only: backward ops follow the forward's dtypes
+                    loss = forward(batch)  # mean over this micro-batch's answer tokens
                 # -> mean over the step's answer tokens (x world: DDP divides the summed gradients by it)
                 (loss * (weight * world / step_tokens)).backward()
             loss_sum += float(loss.detach()) * weight
