@@ -33,11 +33,15 @@ def test_smollm2_with_dsp_features_learns_key_well_above_chance(tmp_path):
     encoded = mllm("encode", str(corpus / "manifest.jsonl"), "--encoder", "dsp", "--frame-rate", "1")
     instructions = tmp_path / "instr.jsonl"
     mllm("build-instructions", "--tasks", "key", "--split-fractions", "0.8,0.1,0.1", "-o", str(instructions), stdin=encoded)
-    mllm("sft", str(instructions), "-o", str(tmp_path / "run"), "--steps", "250", "--batch-size", "8", "--lr", "1e-3",
-         "--val-every", "25", "--keep-best")
+    metrics = mllm("sft", str(instructions), "-o", str(tmp_path / "run"), "--steps", "250", "--batch-size", "8",
+                   "--lr", "1e-3", "--val-every", "25", "--keep-best")
+    validations = [(m["step"], round(m["val_loss"], 3)) for m in map(orjson.loads, metrics.splitlines()) if "val_loss" in m]
+    print("\nval_loss by step:", validations, file=sys.stderr)
     test = [r for r in map(orjson.loads, instructions.read_bytes().splitlines()) if r["split"] == "test"]
     answers = mllm("caption", "-", "--model", str(tmp_path / "run-best"), stdin=b"".join(orjson.dumps(r) + b"\n" for r in test))
     summary = orjson.loads(mllm("eval-mir", "--bootstrap", "200", stdin=answers))
     key = summary["tasks"]["key"]
+    print("key:", {name: round(m["value"], 3) for name, m in key["metrics"].items() if isinstance(m, dict) and "value" in m},
+          "interval", [key["metrics"]["accuracy"].get(k) for k in ("low", "high")], "parse rate", key["parse_rate"], "n", key["n"], file=sys.stderr)
     assert key["parse_rate"] >= 0.8
     assert key["metrics"]["accuracy"]["value"] >= 0.2  # chance: 1/24
