@@ -8,53 +8,10 @@ from typing import Optional
 
 import typer
 
-from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress, stream_errors
+from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, finish, open_generator, open_output,
+                             progress, resumed_ids, stream_errors)
 from mllm.core.io.errors import StreamSummary
-from mllm.core.io.jsonl import dumps
-from mllm.core.io.records import RecordWriter, output_format, read_records
-
-
-def open_generator(model: str, device: str, dtype: str, max_new_tokens: int, sample: bool, temperature: float,
-                   top_p: float, seed: int):
-    """The model as a generator (shared with `mllm regress`); exits 2 when it cannot load."""
-    from mllm.core.infer.generation import load_generator
-
-    try:
-        return load_generator(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens, sample=sample,
-                              temperature=temperature, top_p=top_p, seed=seed)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-
-
-def resumed_ids(output: str | None, output_format_name: str | None, resume: bool) -> set[str]:
-    """The ids already in the -o FILE with --resume (empty without it); exits 2 on a bad combination."""
-    from mllm.core.infer.resume import done_ids
-
-    if not resume:
-        return set()
-    if not output or output == "-":
-        raise fail("--resume needs -o FILE: the ids already written are read from it")
-    if output_format(output, output_format_name) != "jsonl":
-        raise fail("--resume appends to JSONL output only")
-    try:
-        skip = done_ids(output)
-    except (OSError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    console.print(f"resume: {len(skip)} records already in {output}", highlight=False)
-    return skip
-
-
-def open_output(stack: ExitStack, output: str | None, output_format_name: str | None, resume: bool):
-    """`write(record)` to -o FILE / stdout; with --resume, appended to FILE and flushed per record."""
-    if not resume:
-        return stack.enter_context(RecordWriter(output or "-", output_format_name)).write
-    handle = stack.enter_context(open(output, "ab"))
-
-    def write(record):
-        handle.write(dumps(record))
-        handle.flush()  # a stop loses at most the batch being generated
-
-    return write
+from mllm.core.io.records import read_records
 
 
 def command(

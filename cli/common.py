@@ -1,4 +1,5 @@
-"""What every subcommand shares: the stderr console, the stream options, exit codes.
+"""What every subcommand shares: the stderr console, the stream options, exit codes; and what
+`mllm caption` and `mllm regress` share: loading the model, `-o FILE --resume`.
 
 Exit codes: 0 = every record done; 1 = some records failed (error records were written);
 2 = the command could not run (bad options, unreadable input).
@@ -6,7 +7,7 @@ Exit codes: 0 = every record done; 1 = some records failed (error records were w
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from collections.abc import Iterator
 
 import orjson
@@ -16,7 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mllm.core.io.errors import StreamSummary
-from mllm.core.io.records import RecordStreamError
+from mllm.core.io.jsonl import dumps
+from mllm.core.io.records import RecordStreamError, RecordWriter, output_format
 
 # Everything meant for people goes to stderr; stdout carries data only.
 console = Console(stderr=True)
@@ -103,3 +105,49 @@ def finish(summary: StreamSummary, allow_errors: bool) -> None:
     if summary.failed and not allow_errors:
         raise typer.Exit(EXIT_RECORDS_FAILED)
     raise typer.Exit(EXIT_OK)
+
+
+# ---- shared by `mllm caption` and `mllm regress` ----------------------------------------------
+
+
+def open_generator(model: str, device: str, dtype: str, max_new_tokens: int, sample: bool, temperature: float,
+                   top_p: float, seed: int):
+    """The model as a generator (shared with `mllm regress`); exits 2 when it cannot load."""
+    from mllm.core.infer.generation import load_generator
+
+    try:
+        return load_generator(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens, sample=sample,
+                              temperature=temperature, top_p=top_p, seed=seed)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def resumed_ids(output: str | None, output_format_name: str | None, resume: bool) -> set[str]:
+    """The ids already in the -o FILE with --resume (empty without it); exits 2 on a bad combination."""
+    from mllm.core.infer.resume import done_ids
+
+    if not resume:
+        return set()
+    if not output or output == "-":
+        raise fail("--resume needs -o FILE: the ids already written are read from it")
+    if output_format(output, output_format_name) != "jsonl":
+        raise fail("--resume appends to JSONL output only")
+    try:
+        skip = done_ids(output)
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    console.print(f"resume: {len(skip)} records already in {output}", highlight=False)
+    return skip
+
+
+def open_output(stack: ExitStack, output: str | None, output_format_name: str | None, resume: bool):
+    """`write(record)` to -o FILE / stdout; with --resume, appended to FILE and flushed per record."""
+    if not resume:
+        return stack.enter_context(RecordWriter(output or "-", output_format_name)).write
+    handle = stack.enter_context(open(output, "ab"))
+
+    def write(record):
+        handle.write(dumps(record))
+        handle.flush()  # a stop loses at most the batch being generated
+
+    return write

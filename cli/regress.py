@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from mllm.cli.caption import open_generator, open_output, resumed_ids
 from mllm.cli.common import (
-    ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, progress, stream_errors,
+    ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, open_generator,
+    open_output, progress, resumed_ids, stream_errors,
 )
 from mllm.core.evaluation.tasks import TaskError, parse_scale
 from mllm.core.io.errors import StreamSummary

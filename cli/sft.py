@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Optional
@@ -123,25 +124,19 @@ def command(
 def _encoded(records, name, layer, frame_rate, cache, trust_remote_code, device, resume) -> list[dict]:
     """Records with `audio_embedding`: the ones lacking it encoded with --encoder (resuming: with
     the checkpoint's encoder, layer and frame rate), checked against it otherwise."""
-    import json
-    from pathlib import Path
+    from mllm.core.encoders import EmbeddingCache, EncoderError
+    from mllm.core.encoders.for_model import ModelEncoder, encoder_spec
+    from mllm.core.model.checkpoint import read_checkpoint_config
 
-    from mllm.core.encoders import EmbeddingCache, EncoderError, layer_label, parse_layer
-    from mllm.core.encoders.for_model import ModelEncoder
-
-    if resume is not None:
-        spec = json.loads((Path(resume) / "config.json").read_text())["encoder"]
-    else:
-        try:
-            spec = {"name": str(Path(name).resolve()) if Path(name).exists() else name,
-                    "layer": layer_label(parse_layer(layer)), "frame_rate": frame_rate}
-        except EncoderError as exc:
-            raise fail(str(exc)) from None
+    try:
+        spec = read_checkpoint_config(resume)["encoder"] if resume else encoder_spec(name, layer, frame_rate)
+    except (EncoderError, OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
     encoding = ModelEncoder(spec, device=device, cache=EmbeddingCache(cache) if cache else None,
                             trust_remote_code=trust_remote_code)
-    with progress() as bar:
+    out = []
+    with progress(disable=os.environ.get("RANK", "0") != "0") as bar:  # under torchrun: rank 0's bar only
         task = bar.add_task("encode", total=len(records))
-        out = []
         for record in encoding.embeddings(records):
             out.append(record)
             bar.advance(task)

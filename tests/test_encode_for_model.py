@@ -63,6 +63,10 @@ def test_sft_on_the_fly_equals_sft_on_encoded_records(corpus, tmp_path):
     assert any((tmp_path / "cache").rglob("*.safetensors"))  # the embeddings were cached for the next run
     spec = json.loads((tmp_path / "fly" / "config.json").read_text())["encoder"]
     assert spec == {"name": "dsp", "dim": 39, "frame_rate": 1.0, "layer": None}
+    # resuming encodes with the checkpoint's encoder: 1 frame/s, not this command's default of 10
+    # (records at 10 frames/s would be refused as another frame rate)
+    more = invoke("sft", plain, "--llm", llm, "-o", tmp_path / "fly2", "--encoder", "dsp", "--resume", tmp_path / "fly")
+    assert "frame_rate" not in more.stderr and json.loads((tmp_path / "fly2" / "trainer_state.json").read_text())["step"] == 3
 
 
 def test_caption_encodes_audio_records_with_the_checkpoint_encoder(corpus, tmp_path):

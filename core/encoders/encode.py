@@ -39,7 +39,7 @@ from mllm.core.encoders.windows import embed_clips
 from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
 from mllm.core.io.shards import take_shard
 
-__all__ = ["EncodeOptions", "STAGE", "STORE_DTYPES", "encode_records"]
+__all__ = ["ChunkEncoding", "EncodeOptions", "STAGE", "STORE_DTYPES", "encode_records"]
 
 STAGE = "encode"
 STORE_DTYPES = ("float16", "float32")
@@ -97,7 +97,7 @@ def _with_embedding(record: Record, embedding: np.ndarray, encoder: Encoder, opt
     return out
 
 
-class _Encoding:
+class ChunkEncoding:
     """One run: an encoder, options and an optional cache, applied chunk by chunk."""
 
     def __init__(self, encoder: Encoder, options: EncodeOptions, cache: EmbeddingCache | None):
@@ -164,7 +164,7 @@ def encode_records(
 ) -> Iterator[Record]:
     """Records of this shard with their embeddings, in input order (see the module docstring)."""
     options = (options or EncodeOptions()).check()
-    run = _Encoding(encoder, options, cache)
+    run = ChunkEncoding(encoder, options, cache)
     size = options.chunk_records or max(16, 4 * options.batch_size)
     chunk: list[Record] = []
 

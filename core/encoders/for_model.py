@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from mllm.core.encoders.cache import EmbeddingCache
-from mllm.core.encoders.encode import STAGE, EncodeOptions, _Encoding
-from mllm.core.encoders.registry import Encoder, load_encoder
+from mllm.core.encoders.encode import STAGE, EncodeOptions, ChunkEncoding
+from mllm.core.encoders.registry import Encoder, layer_label, load_encoder, parse_layer
 from mllm.core.io.errors import Record, has_error, with_error
 
-__all__ = ["ModelEncoder", "same_encoder"]
+__all__ = ["ModelEncoder", "encoder_spec", "same_encoder"]
 
 CHUNK = 32  # records encoded together (memory stays flat)
 
@@ -42,6 +42,14 @@ def same_encoder(a: str | None, b: str | None) -> bool:
         return True
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def encoder_spec(name: str, layer: str | int | list[int] | None = None, frame_rate: float = 10.0) -> dict:
+    """The spec of `mllm encode --encoder NAME --layer L --frame-rate R` (a local folder made absolute,
+    so a checkpoint that records it loads from anywhere); its `dim` is known once it has encoded."""
+    path = Path(name).expanduser()
+    return {"name": str(path.resolve()) if path.exists() else name, "layer": layer_label(parse_layer(layer)),
+            "frame_rate": float(frame_rate)}
 
 
 def _mismatch(record: Record, spec: dict) -> str | None:
@@ -70,10 +78,10 @@ class ModelEncoder:
         self.load_options = dict(device=device, dtype=dtype, trust_remote_code=trust_remote_code)
         self.options = EncodeOptions(frame_rate=float(spec.get("frame_rate") or 0.0), batch_size=batch_size).check()
         self.cache = cache
-        self._encoding: _Encoding | None = None
+        self._encoding: ChunkEncoding | None = None
         self._failure: Exception | None = None
 
-    def encoding(self) -> _Encoding:
+    def encoding(self) -> ChunkEncoding:
         """The loaded encoder (the first call loads it); raises ValueError when it cannot load."""
         if self._encoding is None and self._failure is None:
             spec = self.spec
@@ -81,7 +89,7 @@ class ModelEncoder:
                 encoder: Encoder = load_encoder(spec["name"], layer=spec.get("layer"), **self.load_options)
                 if spec.get("dim") is not None and encoder.dim != int(spec["dim"]):
                     raise ValueError(f"it gives {encoder.dim} values per frame, the model reads {spec['dim']}")
-                self._encoding = _Encoding(encoder, self.options, self.cache)
+                self._encoding = ChunkEncoding(encoder, self.options, self.cache)
             except Exception as exc:  # noqa: BLE001 - reported on every record that needs it
                 self._failure = ValueError(f"cannot load the model's encoder {spec.get('name')!r}: {exc}")
         if self._failure is not None:
