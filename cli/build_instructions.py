@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from mllm.cli.common import (
-    ALLOW_ERRORS_HELP, FORMAT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, progress, stream_errors,
+    ALLOW_ERRORS_HELP, FORMAT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, progress,
+    refuse_output_over_input, stream_errors,
 )
 from mllm.core.evaluation.tasks import TaskError, parse_scale
 from mllm.core.instructions.adapters import ADAPTERS, AdapterError, read_dataset
@@ -74,6 +75,7 @@ def command(
         raise fail("give either INPUT (records) or --dataset NAME --root DIR, not both")
     if dataset is None and input is None:
         input = "-"  # records on stdin, as every other command reads them
+    refuse_output_over_input(output, input)
     if dataset and not root:
         raise fail("--dataset needs --root DIR (the dataset's folder)")
     if split_from not in SPLIT_MODES:
@@ -93,10 +95,12 @@ def command(
         raise fail("--tasks is empty")
     qa_generator = None
     if generator:
-        qa_generator = QaGenerator(GeneratorConfig(
-            url=generator, model=generator_model, family=generator_prompt, api_key_env=generator_key_env,
-            timeout=generator_timeout, retries=generator_retries,
-        ))
+        try:
+            config = GeneratorConfig(url=generator, model=generator_model, family=generator_prompt,
+                                     api_key_env=generator_key_env, timeout=generator_timeout, retries=generator_retries)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        qa_generator = QaGenerator(config)
     options = BuildOptions(
         tasks=task_list, per_task=per_task, seed=seed, prefer=label_source,
         split_rule=SplitRule(split_from, fractions, split_seed, group_by), scales=_scales(scale),

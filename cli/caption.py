@@ -8,8 +8,9 @@ from typing import Optional
 
 import typer
 
-from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, finish, open_generator, open_output,
-                             progress, resumed_ids, stream_errors)
+from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, finish, open_generator,
+                             open_output, progress, refuse_output_over_input, resumed_ids, stream_errors)
+from mllm.core.infer.resume import skip_done
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import read_records
 
@@ -20,7 +21,7 @@ def command(
     prompt: Optional[str] = typer.Option(None, "--prompt", help="Ask every record this instead of its own `messages` (default for records without messages: 'Describe this music.')."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
-    resume: bool = typer.Option(False, "--resume", help="With -o FILE (JSONL): skip records whose id is already in FILE and append the others."),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate call (left-padded)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest answer, in tokens."),
     sample: bool = typer.Option(False, "--sample/--greedy", help="Sample from the model (default: greedy decoding)."),
@@ -35,7 +36,7 @@ def command(
 
     Batched generation, greedy by default or sampled; each record is asked its own question (its
     `messages` without the answer) or the --prompt text. Every input field is kept. With
-    -o FILE --resume, records already in FILE are skipped, so a stopped run continues.
+    -o FILE --resume, a stopped run continues: records already done are skipped, failed ones done again.
     --model is a `mllm sft` checkpoint (reads `audio_embedding`) or a published audio-text model
     such as Qwen2-Audio (reads `audio`, cropped to `start`/`end`, through its own processor).
 
@@ -53,12 +54,13 @@ def command(
     """
     from mllm.core.infer.captions import STAGE, caption_records
 
-    skip = resumed_ids(output, output_format_name, resume)
+    refuse_output_over_input(output, input)
+    done = resumed_ids(output, output_format_name, resume)
     generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed)
     summary = StreamSummary(STAGE)
     with ExitStack() as stack, stream_errors():
         write = open_output(stack, output, output_format_name, resume)
-        records = (r for r in read_records(input) if r.get("id") not in skip)
+        records = skip_done(read_records(input), done)
         with progress() as bar:
             task = bar.add_task("caption", total=None)
             for record in caption_records(records, generate, prompt=prompt, batch_size=batch_size, summary=summary):

@@ -2,13 +2,15 @@
 `mllm caption` and `mllm regress` share: loading the model, `-o FILE --resume`.
 
 Exit codes: 0 = every record done; 1 = some records failed (error records were written);
-2 = the command could not run (bad options, unreadable input).
+2 = the command could not run (bad options, unreadable input); 3 = training stopped because it
+diverged (a non-finite loss or gradient norm); 130 = interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import orjson
 import typer
@@ -17,8 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mllm.core.io.errors import StreamSummary
-from mllm.core.io.jsonl import dumps
-from mllm.core.io.records import RecordStreamError, RecordWriter, output_format
+from mllm.core.io.records import RecordStreamError, RecordWriter, check_output_is_not_input, output_format, write_file
 
 # Everything meant for people goes to stderr; stdout carries data only.
 console = Console(stderr=True)
@@ -26,11 +27,15 @@ console = Console(stderr=True)
 EXIT_OK = 0
 EXIT_RECORDS_FAILED = 1
 EXIT_CANNOT_RUN = 2
+EXIT_TRAINING_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 INPUT_HELP = "Input records: a JSONL or Parquet file (detected from the bytes), or '-' for stdin."
 OUTPUT_HELP = "Write records here instead of stdout; the format follows the extension (.parquet, .jsonl)."
 FORMAT_HELP = "Output format: jsonl or parquet (default: from the -o extension, else jsonl)."
 ALLOW_ERRORS_HELP = "Exit 0 even when some records failed (they are still written as error records)."
+RESUME_HELP = ("With -o FILE (JSONL): continue a stopped run from FILE.partial (or complete FILE): records done are "
+               "skipped, failed ones done again, the rest appended.")
 
 
 def fail(message: str) -> typer.Exit:
@@ -64,13 +69,21 @@ def finish_report(result: dict, *, output: str | None, per_item: bool, table, su
 
 
 def write_json(result: dict, output: str | None) -> None:
-    """Write one JSON document (a command's summary) to `output`, or to stdout when None or '-'."""
+    """Write one JSON document (a command's summary) to `output` (by way of a partial file and a
+    rename), or to stdout when None or '-'."""
     data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
     if output and output != "-":
-        with open(output, "wb") as handle:
-            handle.write(data)
+        write_file(output, data)
     else:
         typer.get_binary_stream("stdout").write(data)
+
+
+def refuse_output_over_input(output: str | None, *inputs: str | None) -> None:
+    """Exit 2, before anything is opened, when the output (-o FILE, or stdout) is one of the inputs."""
+    try:
+        check_output_is_not_input(output, inputs)
+    except RecordStreamError as exc:
+        raise fail(str(exc)) from None
 
 
 @contextmanager
@@ -122,32 +135,29 @@ def open_generator(model: str, device: str, dtype: str, max_new_tokens: int, sam
         raise fail(str(exc)) from None
 
 
-def resumed_ids(output: str | None, output_format_name: str | None, resume: bool) -> set[str]:
-    """The ids already in the -o FILE with --resume (empty without it); exits 2 on a bad combination."""
-    from mllm.core.infer.resume import done_ids
+def resumed_ids(output: str | None, output_format_name: str | None, resume: bool) -> Counter:
+    """With --resume: the ids already done in -o FILE, with counts (empty without it), after
+    setting FILE.partial up for appending (core/infer/resume.py); exits 2 on a bad combination."""
+    from mllm.core.infer.resume import prepare_resume
 
     if not resume:
-        return set()
+        return Counter()
     if not output or output == "-":
         raise fail("--resume needs -o FILE: the ids already written are read from it")
     if output_format(output, output_format_name) != "jsonl":
         raise fail("--resume appends to JSONL output only")
     try:
-        skip = done_ids(output)
+        done, retried = prepare_resume(output)
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
-    console.print(f"resume: {len(skip)} records already in {output}", highlight=False)
-    return skip
+    again = f"; {retried} error records are done again" if retried else ""
+    console.print(f"resume: {sum(done.values())} records already in {output}{again}", highlight=False)
+    return done
 
 
 def open_output(stack: ExitStack, output: str | None, output_format_name: str | None, resume: bool):
-    """`write(record)` to -o FILE / stdout; with --resume, appended to FILE and flushed per record."""
-    if not resume:
-        return stack.enter_context(RecordWriter(output or "-", output_format_name)).write
-    handle = stack.enter_context(open(output, "ab"))
-
-    def write(record):
-        handle.write(dumps(record))
-        handle.flush()  # a stop loses at most the batch being generated
-
-    return write
+    """`write(record)` to -o FILE / stdout for caption and regress. A file is written as FILE.partial,
+    flushed per record (a stop loses at most the batch being generated) and kept after a failure,
+    so that --resume continues it; with --resume it is appended to."""
+    return stack.enter_context(RecordWriter(output or "-", output_format_name, append=resume, keep_partial=True,
+                                            flush_each=True)).write

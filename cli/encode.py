@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress, stream_errors
+from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress,
+                             refuse_output_over_input, stream_errors)
 from mllm.core.encoders import EmbeddingCache, EncodeOptions, EncoderError, encode_records, load_encoder
 from mllm.core.encoders.dsp import DSP_ENCODERS, DSP_FEATURES
 from mllm.core.encoders.encode import STAGE, STORE_DTYPES
@@ -62,6 +63,8 @@ def command(
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not output:
         raise fail("under torchrun every rank writes its own file: give -o PATH (rank r writes PATH with .rank<r>-of-<n> before the extension)")
+    destination = rank_output_path(output, rank, world) if output else "-"
+    refuse_output_over_input(destination, input)
     try:
         encoder = load_encoder(encoder_name, layer=layer, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
         embedding_cache = EmbeddingCache(cache) if cache else None
@@ -71,7 +74,7 @@ def command(
     if share != (0, 1):
         console.print(f"encoding every {share[1]}th record from position {share[0]}", highlight=False)
     with ExitStack() as stack, stream_errors():
-        writer = stack.enter_context(RecordWriter(rank_output_path(output, rank, world) if output else "-", output_format))
+        writer = stack.enter_context(RecordWriter(destination, output_format))
         with progress() as bar:
             task = bar.add_task(f"encoding ({encoder_name})", total=None)
             for record in encode_records(read_records(input), encoder, options, cache=embedding_cache, summary=summary):

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, progress, stream_errors, finish_report
+from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, finish_report, progress,
+                             refuse_output_over_input, stream_errors)
 from mllm.core.evaluation.captions import METRIC_GROUPS, CaptionOptions, check_options, evaluate, open_input
 from mllm.core.evaluation.cmi_bench import CmiBenchError
 from mllm.core.io.errors import StreamSummary
@@ -54,6 +55,7 @@ def command(
 
         mllm eval-caption captions.jsonl --bertscore-model models/roberta-large/
     """
+    refuse_output_over_input(output, input)
     chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
     if bertscore_model and "bertscore" not in chosen:
         chosen += ("bertscore",)

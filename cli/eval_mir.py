@@ -17,10 +17,11 @@ from mllm.cli.common import (
     fail,
     name_value_pairs,
     progress,
+    refuse_output_over_input,
     stream_errors,
     finish_report,
 )
-from mllm.core.evaluation.cmi_bench import CmiBenchError
+from mllm.core.evaluation.cmi_bench import CmiBenchError, check_task_name
 from mllm.core.evaluation.mir import EvalOptions
 from mllm.core.evaluation.mir_files import evaluate, open_input
 from mllm.core.evaluation.tasks import KINDS, TaskError, parse_scale
@@ -81,6 +82,7 @@ def command(
 
         mllm eval-mir results/qwen2_GS_key.jsonl --compare results/salmonn_GS_key.jsonl
     """
+    refuse_output_over_input(output, input, compare_with)
     if read_from not in ("auto", "prediction", "response"):
         raise fail(f"--read-from must be auto, prediction or response, got {read_from!r}")
     if match not in ("text", "embedding"):
@@ -113,6 +115,12 @@ def command(
         confidence=confidence,
         seed=seed,
     )
+    try:
+        options.check()
+        if task is not None:
+            check_task_name(task, options.task_types)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     summary = StreamSummary("eval-mir")
     with ExitStack() as stack, stream_errors():
         try:

@@ -14,6 +14,7 @@ from mllm.cli.common import (
     fail,
     finish,
     progress,
+    refuse_output_over_input,
     stream_errors,
 )
 from mllm.core.features.backend import DEFAULT_BACKEND, BackendUnavailable, backend_names, get_backend
@@ -47,6 +48,7 @@ def command(
 
         mllm extract-features big.jsonl --shard $SLURM_ARRAY_TASK_ID/16 -o part-$SLURM_ARRAY_TASK_ID.jsonl
     """
+    refuse_output_over_input(output, input)
     if workers < 1:
         raise fail(f"--workers must be >= 1, got {workers}")
     if not 1000 <= sample_rate <= 192000:

@@ -9,9 +9,10 @@ from typing import Optional
 import typer
 
 from mllm.cli.common import (
-    ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, open_generator,
-    open_output, progress, resumed_ids, stream_errors,
+    ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, console, fail, finish, name_value_pairs,
+    open_generator, open_output, progress, refuse_output_over_input, resumed_ids, stream_errors,
 )
+from mllm.core.infer.resume import skip_done
 from mllm.core.evaluation.tasks import TaskError, parse_scale
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import read_records, spool_stdin
@@ -26,7 +27,7 @@ def command(
     scale: list[str] = typer.Option([], "--scale", help="NAME=LOW,HIGH for a target (repeatable); default: the record's scale for its task, else 1-9 for arousal/valence/energy/brightness."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
-    resume: bool = typer.Option(False, "--resume", help="With -o FILE (JSONL): skip records whose id is already in FILE and append the others."),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions per generate call (--method llm)."),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1, help="Longest answer, in tokens."),
     sample: bool = typer.Option(False, "--sample/--greedy", help="Sample from the model (default: greedy decoding)."),
@@ -43,7 +44,7 @@ def command(
     answers in `response` (parse_ok false, value null when no number was read). --method probe
     fits a ridge or MLP regressor on time-pooled embeddings of the train split (labels.<name> or
     answer.<name>) and predicts every record: the supervised baseline. With -o FILE --resume,
-    records already in FILE are skipped and the others appended, so a stopped run continues.
+    a stopped run continues: records already done are skipped, failed ones done again.
 
     Examples:
 
@@ -66,7 +67,8 @@ def command(
         scales = {name: parse_scale(text) for name, text in name_value_pairs(scale, "--scale").items()}
     except TaskError as exc:
         raise fail(f"--scale: {exc}") from None
-    skip = resumed_ids(output, output_format_name, resume)
+    refuse_output_over_input(output, input)
+    done = resumed_ids(output, output_format_name, resume)
     summary = StreamSummary("regress")
     with ExitStack() as stack, stream_errors():
         if method == "probe":
@@ -84,7 +86,7 @@ def command(
             console.print(f"probe ({probe}) trained on " + ", ".join(f"{n}: {c}" for n, c in fitted.train_counts.items())
                           + " train records", highlight=False)
             # the probe is fitted on every train record; only the prediction pass skips written ids
-            todo = (r for r in read_records(source, name=name) if r.get("id") not in skip)
+            todo = skip_done(read_records(source, name=name), done)
             results = predict_records(todo, fitted, scales, summary)
         elif method == "llm":
             from mllm.core.infer.regression import regress_records
@@ -92,7 +94,7 @@ def command(
             if not model:
                 raise fail("--method llm needs --model (a checkpoint or an audio-text model)")
             generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, 1.0, seed)
-            todo = (r for r in read_records(input) if r.get("id") not in skip)
+            todo = skip_done(read_records(input), done)
             results = regress_records(todo, generate, targets=names, scales=scales,
                                       batch_size=batch_size, summary=summary)
         else:

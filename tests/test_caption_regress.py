@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mllm.cli.main import app
-from mllm.core.infer.captions import caption_prompt, done_ids
+from mllm.core.infer.captions import caption_prompt
 from mllm.core.infer.generation import Prompt
 from mllm.core.infer.probe import fit_probe, pooled, predict_records
 from mllm.core.infer.regression import question, regress_records
@@ -105,9 +105,11 @@ def test_caption_resume_skips_written_ids(checkpoint, tmp_path):
     invoke("caption", source, "--model", checkpoint, "-o", out, "--max-new-tokens", 6)
     whole = rows(out.read_text())
     lines = out.read_bytes().splitlines(keepends=True)
-    out.write_bytes(b"".join(lines[:2]) + lines[2][:10])  # stopped while writing the third record
-    assert done_ids(out) == {"r0", "r1"}
-    invoke("caption", source, "--model", checkpoint, "-o", out, "--resume", "--max-new-tokens", 6)
+    out.unlink()  # what a kill while writing the third record leaves: no out.jsonl, a cut partial file
+    (tmp_path / "out.jsonl.partial").write_bytes(b"".join(lines[:2]) + lines[2][:10])
+    result = invoke("caption", source, "--model", checkpoint, "-o", out, "--resume", "--max-new-tokens", 6)
+    assert "resume: 2 records already in" in " ".join(result.stderr.split())
+    assert not (tmp_path / "out.jsonl.partial").exists()
     resumed = rows(out.read_text())
     assert [r["id"] for r in resumed] == ["r0", "r1", "r2", "r3"]
     assert [r["response"] for r in resumed] == [r["response"] for r in whole]

@@ -29,6 +29,7 @@ from mllm.core.io.errors import Record, RecordError, StreamSummary, has_error, w
 from mllm.core.io.records import read_records, spool_stdin
 from mllm.core.metrics import captions as metrics
 from mllm.core.metrics.bootstrap import bootstrap_intervals
+from mllm.core.options import check_integer, check_number
 
 STAGE = "eval-caption"
 METRIC_GROUPS = ("bleu", "meteor", "rouge", "cider", "bertscore")
@@ -58,6 +59,10 @@ def check_options(options: CaptionOptions) -> CaptionOptions:
     Returns the options with `meteor` resolved to "jar" or "nltk". Raises ValueError for a bad
     choice and metrics.MissingResource when a metric cannot run here (exit 2 in the CLI).
     """
+    check_integer("--bootstrap", options.n_resamples, minimum=0)
+    check_number("--confidence", options.confidence, above=0, below=1)
+    if options.bertscore_layer is not None:
+        check_integer("--bertscore-layer", options.bertscore_layer)
     unknown = [m for m in options.metrics if m not in METRIC_GROUPS]
     if unknown or not options.metrics:
         raise ValueError(f"--metrics: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRIC_GROUPS)}")

@@ -20,10 +20,11 @@ it is counted in the parse rate and left out.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mllm.core.evaluation.tasks import KIND_OF_TASK, SCORED_ELSEWHERE
 from mllm.core.io.errors import Record, has_error
 from mllm.core.io.records import read_records
 
@@ -91,6 +92,18 @@ def resolve_task(path: str | Path, task: str | None) -> tuple[str, bool]:
     if name in TASKS:
         return TASKS[name].task, TASKS[name].standardized_reference
     return name, False  # an mllm task name given directly
+
+
+def check_task_name(name: str, task_types: Mapping[str, str]) -> str:
+    """`name` when --task names a task eval-mir knows: a CMI-Bench task, an mllm task, or one given
+    a kind with --task-type; CmiBenchError listing them otherwise."""
+    if name in TASKS or name in NOT_MIR or name in task_types or name.lower() in KIND_OF_TASK \
+            or name.lower() in SCORED_ELSEWHERE:
+        return name
+    raise CmiBenchError(
+        f"--task {name}: unknown task; give a CMI-Bench task ({', '.join(TASKS)}), an mllm task "
+        f"({', '.join(sorted(KIND_OF_TASK))}), or give its kind with --task-type {name}=KIND"
+    )
 
 
 def looks_like_cmi_bench(path: str | Path) -> bool:

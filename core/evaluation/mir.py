@@ -41,6 +41,7 @@ from mllm.core.metrics import key as key_metrics
 from mllm.core.metrics import regression as regression_metrics
 from mllm.core.metrics import tempo as tempo_metrics
 from mllm.core.metrics.bootstrap import bootstrap_interval, bootstrap_intervals, clopper_pearson, paired_difference
+from mllm.core.options import check_integer, check_number
 from mllm.core.parse.labels import LabelSet
 
 STAGE = "eval-mir"
@@ -67,6 +68,18 @@ class EvalOptions:
     n_resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+
+    def check(self) -> EvalOptions:
+        """ValueError naming the option when a value is out of range (NaN and infinities included)."""
+        check_number("--tag-threshold", self.tag_threshold)
+        check_number("--tempo-tolerance", self.tempo_tolerance, above=0, below=1)
+        check_number("--beat-trim", self.beat_trim, minimum=0)
+        check_integer("--bootstrap", self.n_resamples, minimum=0)
+        check_number("--confidence", self.confidence, above=0, below=1)
+        if self.scale is not None:
+            for bound in self.scale:
+                check_number("--scale", bound)
+        return self
 
 
 # ---------------------------------------------------------------- label sets (first pass)

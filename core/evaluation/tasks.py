@@ -21,6 +21,7 @@ brightness are 1-9).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,8 +123,8 @@ def parse_scale(text: str) -> tuple[float, float]:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
         raise TaskError(f"a scale is LOW,HIGH (e.g. 1,9), got {text!r}") from None
-    if not low < high:
-        raise TaskError(f"a scale needs LOW < HIGH, got {text!r}")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise TaskError(f"a scale needs finite LOW < HIGH, got {text!r}")
     return low, high
 
 

@@ -9,8 +9,8 @@ The question of a record is, in order:
 The audio of the prompt is what the model reads (generation.py): the record's `audio_embedding` for
 a MusicLLM checkpoint, its decoded `audio` for a published audio-text model (audio_text_models.py).
 
-Resume: `done_ids(path)` (resume.py, shared with `mllm regress`) reads the ids already in an
-output JSONL file; the command skips those records and appends the others.
+Resume: `prepare_resume(path)` (resume.py, shared with `mllm regress`) sets up the output JSONL file
+of a stopped run and gives the ids already done; the command skips those records and appends the others.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from mllm.core.infer.generation import Generate, Prompt, answer_records, embedding_input, prompt_audio
-from mllm.core.infer.resume import done_ids
 from mllm.core.io.errors import Record, StreamSummary
 from mllm.core.model.chat import AUDIO_PLACEHOLDER
 
-__all__ = ["DEFAULT_PROMPT", "STAGE", "caption_prompt", "caption_records", "done_ids"]
+__all__ = ["DEFAULT_PROMPT", "STAGE", "caption_prompt", "caption_records"]
 
 STAGE = "caption"
 DEFAULT_PROMPT = "Describe this music."

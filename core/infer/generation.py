@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
+from mllm.core.options import check_integer, check_number
 
 __all__ = ["Prompt", "ModelGenerator", "load_generator", "answer_records", "prompt_audio", "embedding_input"]
 
@@ -136,6 +137,9 @@ def load_generator(name: str, *, device: str = "auto", dtype: str = "float32", m
 
     from mllm.core.infer.audio_text_models import audio_text_model_type, load_audio_text_model
 
+    check_number("--temperature", temperature, above=0)
+    check_number("--top-p", top_p, above=0, maximum=1)
+    check_integer("--max-new-tokens", max_new_tokens, minimum=1)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(seed)

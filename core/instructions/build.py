@@ -28,7 +28,6 @@ does not is not used, and when none does the task is skipped for that record and
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import shutil
 import sys
@@ -245,30 +244,28 @@ def build_stream(records: Iterable[Record], builder: InstructionBuilder, summary
 def write_instructions(records: Iterable[Record], dest: str, fmt: str | None, builder: InstructionBuilder) -> bool:
     """Write `records` to `dest` ('-' = stdout) only if the leakage check passes at the end.
 
-    The records go to a temporary file first (memory stays flat); it becomes `dest` (or is copied
-    to stdout) when no audio sits in two splits, and is deleted otherwise. Returns whether it was
-    written.
+    A file is written as `<dest>.partial` (memory stays flat) and renamed to `dest` when no audio
+    sits in two splits; otherwise the partial file is deleted and `dest` is left as it was. For
+    stdout the records are staged in a temporary file and copied out once the check has passed.
+    Returns whether they were written.
     """
-    fmt = output_format(dest, fmt)
-    folder = None if dest == "-" else str(Path(dest).resolve().parent)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".mllm-instructions-", suffix=f".{fmt}", dir=folder)
-    os.close(handle)
-    try:
-        with RecordWriter(temporary, fmt) as writer:
+    if dest != "-":
+        writer = RecordWriter(dest, fmt)
+        with writer:
+            for record in records:
+                writer.write(record)
+            if not builder.leakage.ok:
+                writer.abandon()
+        return builder.leakage.ok
+    with tempfile.TemporaryDirectory(prefix="mllm-instructions-") as folder:
+        staged = Path(folder) / f"staged.{output_format(dest, fmt)}"
+        with RecordWriter(staged, fmt) as writer:
             for record in records:
                 writer.write(record)
         if not builder.leakage.ok:
             return False
-        if dest == "-":
-            with open(temporary, "rb") as staged:
-                shutil.copyfileobj(staged, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        else:
-            os.replace(temporary, dest)
+        with open(staged, "rb") as handle:
+            shutil.copyfileobj(handle, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
         return True
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mllm.core.instructions.filters import banned_phrase
+from mllm.core.options import check_integer, check_number
 
 __all__ = ["GeneratorConfig", "GeneratorError", "QaPair", "QaGenerator", "chat_url", "metadata_for_prompt", "parse_pairs"]
 
@@ -99,6 +100,12 @@ class GeneratorConfig:
     retries: int = 2
     backoff: float = 1.0  # seconds before the first retry, doubled each time
     temperature: float = 0.7
+
+    def __post_init__(self) -> None:
+        check_number("--generator-timeout", self.timeout, above=0)
+        check_integer("--generator-retries", self.retries, minimum=0)
+        check_number("backoff", self.backoff, minimum=0)
+        check_number("temperature", self.temperature, minimum=0)
 
 
 def chat_url(url: str) -> str:

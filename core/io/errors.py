@@ -28,11 +28,19 @@ def has_error(record: Record) -> bool:
     return bool(record.get("error"))
 
 
-def make_error(stage: str, exc: BaseException | str, error_type: str | None = None) -> dict[str, str]:
-    """The `error` field for a failure at `stage`."""
+class FreshError(dict):
+    """An `error` field made while this process read its input (a malformed line, a bad tensor).
+    Written like any dict; the summary counts it as a failure of this command, not of an earlier one."""
+
+
+def make_error(stage: str, exc: BaseException | str, error_type: str | None = None, *,
+               fresh: bool = False) -> dict[str, str]:
+    """The `error` field for a failure at `stage` (`fresh`: found by this process's reader)."""
     if isinstance(exc, BaseException):
-        return {"stage": stage, "type": error_type or type(exc).__name__, "message": str(exc)}
-    return {"stage": stage, "type": error_type or "Error", "message": exc}
+        error = {"stage": stage, "type": error_type or type(exc).__name__, "message": str(exc)}
+    else:
+        error = {"stage": stage, "type": error_type or "Error", "message": exc}
+    return FreshError(error) if fresh else error
 
 
 def with_error(record: Record, stage: str, exc: BaseException | str, error_type: str | None = None) -> Record:
@@ -40,6 +48,9 @@ def with_error(record: Record, stage: str, exc: BaseException | str, error_type:
     out = dict(record)
     out["error"] = make_error(stage, exc, error_type)
     return out
+
+
+FIRST_ERRORS = 5  # failed records named in the summary
 
 
 @dataclass
@@ -57,13 +68,18 @@ class StreamSummary:
         self.records_out += 1
         if not has_error(record):
             return
+        error = record["error"]
+        new_failure = new_failure or isinstance(error, FreshError)  # read here, so failed here
         if new_failure:
             self.failed_here += 1
-            if len(self.first_errors) < 5:
-                err = record["error"]
-                self.first_errors.append(f"{record.get('id', '?')}: {err.get('type')}: {err.get('message')}")
         else:
             self.failed_before += 1
+        if len(self.first_errors) < FIRST_ERRORS:
+            if not isinstance(error, dict):
+                error = {"message": str(error)}
+            origin = "" if new_failure else " (from an earlier stage)"
+            self.first_errors.append(f"{record.get('id', '?')}: {error.get('stage', '?')}{origin}: "
+                                     f"{error.get('type', 'Error')}: {error.get('message', '')}")
 
     @property
     def failed(self) -> int:

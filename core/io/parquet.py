@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mllm.core.io.errors import Record, make_error
-from mllm.core.io.jsonl import _json_default
+from mllm.core.io.jsonl import _json_default, check_fields
 from mllm.core.io.tensors import PARQUET_TENSOR_KEYS, TensorCodecError, tensor_bytes, tensor_from_bytes
 
 JSON_COLUMNS_KEY = b"mllm.json_columns"
@@ -60,8 +60,11 @@ def read_parquet(source: str | IO[bytes], name: str, *, batch_size: int = 1024) 
 
 
 def _decode_row(values: dict[str, Any], json_columns: set[str], tensor_columns: set[str], where: str) -> Record:
-    record: Record = {}
+    """One Parquet row as a record; a row that cannot be decoded is an error record that keeps its id."""
     extra = values.pop(EXTRA_COLUMN, None)
+    record: Record = {}
+    if values.get("id") is not None:
+        record["id"] = values["id"]
     try:
         for key, value in values.items():
             if value is None and (key in json_columns or key in tensor_columns):
@@ -69,19 +72,27 @@ def _decode_row(values: dict[str, Any], json_columns: set[str], tensor_columns: 
             if key in json_columns:
                 record[key] = orjson.loads(value)
             elif key in tensor_columns or (isinstance(value, dict) and value.keys() == PARQUET_TENSOR_KEYS):
-                record[key] = tensor_from_bytes(value["dtype"], value["shape"], value["data"])
+                if not isinstance(value, dict) or value.keys() != PARQUET_TENSOR_KEYS:
+                    raise TensorCodecError(f"field {key!r}: not a tensor struct {{dtype, shape, data}}")
+                try:
+                    record[key] = tensor_from_bytes(value["dtype"], value["shape"], value["data"])
+                except TensorCodecError as exc:
+                    raise TensorCodecError(f"field {key!r}: {exc}") from exc
             elif value is not None or key in ("id",):
                 record[key] = value
         if extra:
-            for key, value in orjson.loads(extra).items():
-                record[key] = value
-    except (orjson.JSONDecodeError, TensorCodecError) as exc:
+            fields = orjson.loads(extra)
+            if not isinstance(fields, dict):
+                raise ValueError(f"column {EXTRA_COLUMN!r} must hold a JSON object, got {type(fields).__name__}")
+            record.update(fields)
+    except (orjson.JSONDecodeError, TensorCodecError, TypeError, ValueError) as exc:
+        kind = "BadTensor" if isinstance(exc, TensorCodecError) else type(exc).__name__
         record.setdefault("id", where)
-        record["error"] = make_error("read", f"{where}: {exc}", type(exc).__name__)
-    if "id" not in record or record["id"] is None:
-        record["id"] = where
-        record["error"] = make_error("read", f"{where}: record has no 'id' field", "MissingId")
-    return record
+        record["error"] = make_error("read", f"{where}: record {record['id']!r}: {exc}", kind, fresh=True)
+        record["id"] = str(record["id"])
+        return record
+    # The id checks and tensors in their JSON form (a JSON column or `_extra`), as for JSONL.
+    return check_fields(record, where, require_id=True)
 
 
 def _column_kind(values: list[Any]) -> str:

@@ -13,6 +13,7 @@ encoded (JSON) form, the same in both formats.
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 import numpy as np
@@ -46,16 +47,29 @@ def tensor_bytes(array: np.ndarray) -> tuple[str, list[int], bytes]:
     return name, [int(n) for n in array.shape], data
 
 
+def check_shape(shape: object) -> tuple[int, ...]:
+    """A tensor shape as a tuple of ints; TensorCodecError unless it is a list of non-negative integers.
+
+    Floats are refused even when whole (`[4.7, 39]` must not become `[4, 39]`), and so are bools.
+    """
+    if not isinstance(shape, (list, tuple)):
+        raise TensorCodecError(f"tensor 'shape' must be a list of non-negative integers, got {shape!r}")
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise TensorCodecError(f"tensor 'shape' must be a list of non-negative integers, got {list(shape)!r}")
+    return tuple(int(n) for n in shape)
+
+
 def tensor_from_bytes(dtype: str, shape: list[int] | tuple[int, ...], data: bytes) -> np.ndarray:
-    """Rebuild an array from (dtype name, shape, bytes); checks that the sizes agree."""
+    """Rebuild an array from (dtype name, shape, bytes); checks the shape and that the sizes agree."""
     if dtype not in ALLOWED_DTYPES:
         raise TensorCodecError(f"unknown tensor dtype {dtype!r}")
-    try:
-        shape = tuple(int(n) for n in shape)
-    except (TypeError, ValueError) as exc:
-        raise TensorCodecError(f"tensor shape must be a list of integers, got {shape!r}") from exc
+    shape = check_shape(shape)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TensorCodecError(f"tensor data must be bytes, got {type(data).__name__}")
     np_dtype = np.dtype(dtype).newbyteorder("<")
-    expected = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
+    # Python ints: the product of [2**32, 2**32] must not wrap around to 0 as an int64 would.
+    expected = math.prod(shape) * np_dtype.itemsize
     if len(data) != expected:
         raise TensorCodecError(
             f"tensor of shape {list(shape)} and dtype {dtype} needs {expected} bytes, got {len(data)}"
@@ -76,8 +90,13 @@ def is_encoded_tensor(value: Any) -> bool:
 
 def decode_tensor(value: dict[str, Any]) -> np.ndarray:
     """The JSON form ``{"dtype", "shape", "b64"}`` -> array."""
+    if not isinstance(value["b64"], str):
+        raise TensorCodecError(f"tensor 'b64' must be a base64 string, got {type(value['b64']).__name__}")
+    if not isinstance(value["dtype"], str):
+        raise TensorCodecError(f"tensor 'dtype' must be a string, got {value['dtype']!r}")
+    shape = check_shape(value["shape"])  # before decoding: a bad shape is reported as such
     try:
         data = base64.b64decode(value["b64"], validate=True)
     except (ValueError, TypeError) as exc:
         raise TensorCodecError(f"tensor 'b64' is not valid base64: {exc}") from exc
-    return tensor_from_bytes(value["dtype"], value["shape"], data)
+    return tensor_from_bytes(value["dtype"], shape, data)

@@ -41,6 +41,7 @@ import numpy as np
 import soundfile
 
 from mllm.core.io.errors import Record, make_error
+from mllm.core.options import check_integer, check_number
 from mllm.core.synth import attributes
 from mllm.core.synth.captions import caption
 from mllm.core.synth.harmony import KEYS, Key
@@ -73,16 +74,14 @@ class SynthOptions:
     write_midi: bool = False
 
     def __post_init__(self) -> None:
-        if self.seconds <= 0:
-            raise ValueError(f"seconds must be positive, got {self.seconds}")
-        if self.sample_rate < 8000:
-            raise ValueError(f"sample rate must be at least 8000 Hz, got {self.sample_rate}")
+        # An hour per clip at most: a mistyped --seconds 1e9 must not ask for terabytes.
+        check_number("--seconds", self.seconds, above=0, maximum=3600)
+        check_integer("--sample-rate", self.sample_rate, minimum=8000, maximum=192000)
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        if not 0.0 <= self.scores_fraction <= 1.0:
-            raise ValueError(f"scores fraction must be in [0, 1], got {self.scores_fraction}")
+        check_number("--scores-fraction", self.scores_fraction, minimum=0, maximum=1)
         unknown = [s for s in self.styles if s not in STYLES]
         if unknown or not self.styles:
             raise ValueError(f"unknown style(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(STYLE_NAMES)}")
