@@ -29,6 +29,12 @@ under torchrun), else the CPU. `--dtype bfloat16` runs on CPUs and on GPUs that 
 
 `trust_remote_code` is passed to transformers only when the user asks; a folder whose
 `config.json` needs its own code (MERT's `auto_map`) fails with a message that says so.
+
+Sources and weights (core/model/sources.py): the spec is resolved first - a missing path, or a
+hub id offline and not in the local cache, is an EncoderError at once; a cached hub id is read
+from its snapshot folder. Weights are loaded as safetensors only (`use_safetensors=True`); a local
+folder holding only a pickle (pytorch_model.bin) or an unreadable model.safetensors is refused with
+an EncoderError naming it. Records keep the spec as given in `encoder`.
 """
 
 from __future__ import annotations
@@ -114,20 +120,26 @@ class HuggingFaceEncoder(Encoder):
 
     family = ""
 
-    def __init__(self, spec: str, config: Any, *, layer: Layer, device, dtype, trust_remote_code: bool):
+    def __init__(self, spec: str, config: Any, *, layer: Layer, device, dtype, trust_remote_code: bool,
+                 source: str | None = None):
         import torch
+        from safetensors import SafetensorError
         from transformers import AutoFeatureExtractor
 
+        source = source or spec  # what from_pretrained reads: a folder, a cached snapshot or the hub id
         self.name = spec
         self.config = config
         self.device = device
         self.dtype = dtype
         self.trust_remote_code = trust_remote_code
         try:
-            self.feature_extractor = AutoFeatureExtractor.from_pretrained(spec, trust_remote_code=trust_remote_code)
+            self.feature_extractor = AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as exc:
             raise EncoderError(f"{spec}: cannot load its feature extractor (preprocessor_config.json): {exc}") from None
-        self.model = self._load_model(spec)
+        try:
+            self.model = self._load_model(source)
+        except (OSError, SafetensorError) as exc:  # a hub repo without safetensors, a corrupt download
+            raise EncoderError(f"{spec}: cannot load its weights ({exc}); mllm loads safetensors only") from None
         self.model.eval()
         self.model.to(device=device, dtype=dtype)
         self._torch = torch
@@ -140,7 +152,8 @@ class HuggingFaceEncoder(Encoder):
         self._fingerprint: str | None = None
 
     # --- family hooks -------------------------------------------------------------------------
-    def _load_model(self, spec: str):
+    def _load_model(self, source: str):
+        """The model read from `source` with `use_safetensors=True`."""
         raise NotImplementedError
 
     def _configure(self) -> None:
@@ -232,10 +245,10 @@ class WhisperEncoder(HuggingFaceEncoder):
 
     family = "whisper"
 
-    def _load_model(self, spec: str):
+    def _load_model(self, source: str):
         from transformers import WhisperModel
 
-        return WhisperModel.from_pretrained(spec).get_encoder()
+        return WhisperModel.from_pretrained(source, use_safetensors=True).get_encoder()
 
     def _configure(self) -> None:
         extractor, config = self.feature_extractor, self.config
@@ -258,10 +271,10 @@ class WaveformEncoder(HuggingFaceEncoder):
 
     family = "waveform"
 
-    def _load_model(self, spec: str):
+    def _load_model(self, source: str):
         from transformers import AutoModel
 
-        return AutoModel.from_pretrained(spec, trust_remote_code=self.trust_remote_code)
+        return AutoModel.from_pretrained(source, trust_remote_code=self.trust_remote_code, use_safetensors=True)
 
     def _configure(self) -> None:
         config = self.config
@@ -307,10 +320,10 @@ class AstEncoder(HuggingFaceEncoder):
     family = "ast"
     FRAME_SHIFT = 0.01  # seconds between the fbank frames of ASTFeatureExtractor
 
-    def _load_model(self, spec: str):
+    def _load_model(self, source: str):
         from transformers import AutoModel
 
-        return AutoModel.from_pretrained(spec)
+        return AutoModel.from_pretrained(source, use_safetensors=True)
 
     def _configure(self) -> None:
         config, extractor = self.config, self.feature_extractor
@@ -344,17 +357,17 @@ class ClapEncoder(HuggingFaceEncoder):
 
     family = "clap"
 
-    def _load_model(self, spec: str):
+    def _load_model(self, source: str):
         from transformers import ClapAudioModel, ClapModel
 
         if self.config.model_type == "clap":
-            model = ClapModel.from_pretrained(spec)
+            model = ClapModel.from_pretrained(source, use_safetensors=True)
             model.text_model = None  # only the audio tower and its projection are used
             model.text_projection = None
             self.audio_config = self.config.audio_config
             return model
         self.audio_config = self.config
-        return ClapAudioModel.from_pretrained(spec)
+        return ClapAudioModel.from_pretrained(source, use_safetensors=True)
 
     def _configure(self) -> None:
         config, extractor = self.audio_config, self.feature_extractor
@@ -424,10 +437,18 @@ def load_huggingface_encoder(spec: str, *, layer: Layer, device: str, dtype: str
     """The encoder of the model at `spec` (a local folder or a hub id); see the module docstring."""
     from transformers import AutoConfig
 
+    from mllm.core.model.sources import ModelSourceError, check_model_folder, resolve_model
+
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     try:
-        config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
+        source = resolve_model(spec, option="encoder")
+        if os.path.isdir(source):
+            check_model_folder(source)
+    except ModelSourceError as exc:
+        raise EncoderError(str(exc)) from None
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc) or "custom code" in str(exc):
             raise EncoderError(
@@ -437,8 +458,8 @@ def load_huggingface_encoder(spec: str, *, layer: Layer, device: str, dtype: str
         raise EncoderError(f"{spec}: cannot read its config.json: {exc}") from None
     except OSError as exc:
         raise EncoderError(
-            f"{spec}: not a DSP encoder, not a local model folder, and not available from the Hugging Face hub or "
-            f"its local cache ({exc})"
+            f"{spec}: not a DSP encoder, not a local model folder, and the Hugging Face hub does not give it ({exc})"
         ) from None
     family = _family_of(spec, config)
-    return family(spec, config, layer=layer, device=torch_device, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    return family(spec, config, layer=layer, device=torch_device, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                  source=source)

@@ -12,7 +12,8 @@ audio and `pooling.pool_frames` brings the frames to the frame rate a study asks
 
 Names: the DSP encoders (`dsp`, `chroma`, `onset`, `tempogram`, `loudness`, `centroid`, `logmel`,
 or a `+`-joined list such as `chroma+onset+loudness`) need no weights. Anything else is a local
-folder (when it exists) or a hub id, read by `huggingface.load_huggingface_encoder`.
+folder (when it exists) or a hub id, resolved by core/model/sources.py (a missing path, or a hub id
+offline and not cached, fails at once) and read by `huggingface.load_huggingface_encoder`.
 
 Layers (`--layer`), for encoders that have them:
     -1          the last hidden state (the model's final output); 0 is the input embedding
@@ -25,7 +26,6 @@ Layers (`--layer`), for encoders that have them:
 from __future__ import annotations
 
 import abc
-from pathlib import Path
 from typing import Union
 
 import numpy as np
@@ -118,8 +118,6 @@ def load_encoder(
         if parsed is not None:
             raise EncoderError(f"the DSP encoder {spec!r} has no layers; leave out --layer")
         return dsp.DspEncoder(spec)
-    if not Path(spec).expanduser().exists() and spec.startswith(("/", "./", "../", "~")):
-        raise EncoderError(f"{spec}: no such model folder")
     from mllm.core.encoders.huggingface import load_huggingface_encoder
 
     return load_huggingface_encoder(

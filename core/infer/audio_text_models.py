@@ -22,12 +22,17 @@ Such a model has its own audio tower and processor: it reads the record's audio,
 
 `MODELS` maps a config.json `model_type` to the transformers class that runs it; a model type is
 added there once its processor follows the same chat-template + `audio=` convention (tested).
+
+Sources (core/model/sources.py): `--model` is a local folder or an owner/name hub id. A missing
+path, or a hub id that is offline and not in the local cache, is a ValueError at once that says so (never "not a
+MusicLLM checkpoint"); a cached hub id is read from its snapshot folder. Weights are loaded as
+safetensors only: a folder holding only a pickle or an unreadable model.safetensors is refused
+with a ValueError naming it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -39,14 +44,21 @@ from mllm.core.model.chat import AUDIO_PLACEHOLDER
 __all__ = ["MODELS", "audio_text_model_type", "conversation", "AudioTextGenerator", "load_audio_text_model"]
 
 MODELS = {"qwen2_audio": "Qwen2AudioForConditionalGeneration"}
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # owner/name
 
 
 def audio_text_model_type(name: str) -> str | None:
-    """The `model_type` of `name` (a local folder or an owner/name hub id) when its config.json
-    declares one, else None (an mllm checkpoint, or no such model). A hub id is looked up in the
-    local Hugging Face cache and on the hub when it can be reached; a plain name is not."""
-    path = Path(name).expanduser()
+    """The `model_type` of `name` (a local folder or a hub id) when its config.json declares one,
+    else None (a local folder that is an mllm checkpoint, or not a model: load_checkpoint says why).
+
+    Raises ValueError naming `name` when it is neither an existing folder nor a hub id that can be
+    read: a missing path, a hub id offline and not cached, or one the hub does not give. A hub id
+    here has the owner/name form: a plain name that is not a folder gives None (no hub lookup)."""
+    from mllm.core.model.sources import looks_like_path, resolve_model
+
+    if "/" not in name and not looks_like_path(name) and not Path(name).exists():
+        return None
+    source = resolve_model(name, option="--model")  # ModelSourceError is a ValueError
+    path = Path(source)
     if path.is_dir():
         config = path / "config.json"
         if not config.is_file():
@@ -55,14 +67,13 @@ def audio_text_model_type(name: str) -> str | None:
             return json.loads(config.read_text()).get("model_type")
         except (ValueError, AttributeError):
             return None
-    if path.exists() or not HUB_ID.match(name):
-        return None
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(name).model_type
-    except (OSError, ValueError):
-        return None
+        return AutoConfig.from_pretrained(source).model_type
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--model {name}: no such local folder, and the Hugging Face hub does not give it "
+                         f"as a model ({exc})") from None
 
 
 def conversation(messages: list[dict]) -> list[dict]:
@@ -150,20 +161,30 @@ def load_audio_text_model(name: str, model_type: str, *, device: str = "cpu", dt
                           top_p: float = 1.0) -> AudioTextGenerator:
     """The model `name` (folder or hub id) of `model_type` with its processor, in eval mode on `device`.
 
-    Raises ValueError for a model type not in MODELS or a model that does not load."""
+    Raises ValueError for a model type not in MODELS, a folder without readable safetensors
+    weights, or a model that does not load."""
     import torch
     import transformers
+    from safetensors import SafetensorError
     from transformers import AutoProcessor
+
+    from mllm.core.model.sources import check_model_folder, resolve_model
 
     if model_type not in MODELS:
         raise ValueError(f"{name}: model type {model_type!r} is not an audio-text model mllm runs "
                          f"(supported: {', '.join(MODELS)})")
     model_class = getattr(transformers, MODELS[model_type])
+    source = resolve_model(name, option="--model")
+    if Path(source).is_dir():
+        check_model_folder(source)
     try:
-        processor = AutoProcessor.from_pretrained(name)
-        model = model_class.from_pretrained(name, dtype=getattr(torch, dtype))
+        processor = AutoProcessor.from_pretrained(source)
     except (OSError, ValueError, KeyError, AttributeError) as exc:
-        raise ValueError(f"cannot load {model_type} model {name}: {exc}") from None
+        raise ValueError(f"cannot load the processor of {model_type} model {name}: {exc}") from None
+    try:
+        model = model_class.from_pretrained(source, dtype=getattr(torch, dtype), use_safetensors=True)
+    except (OSError, ValueError, KeyError, AttributeError, SafetensorError) as exc:
+        raise ValueError(f"cannot load {model_type} model {name}: {exc} (mllm loads safetensors only)") from None
     if not hasattr(processor, "feature_extractor") or not hasattr(processor, "tokenizer"):
         raise ValueError(f"{name}: its processor ({type(processor).__name__}) has no feature extractor and tokenizer")
     model.to(device)

