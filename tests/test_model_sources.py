@@ -22,6 +22,7 @@ import pytest
 import soundfile
 import torch
 from safetensors.torch import load_file
+from transformers import AutoConfig, AutoFeatureExtractor  # noqa: F401 - imported once here, not inside a timing
 from typer.testing import CliRunner
 
 import encoder_models
@@ -30,12 +31,15 @@ from mllm.core.encoders import EncoderError, load_encoder
 from mllm.core.infer.audio_text_models import audio_text_model_type
 from mllm.core.io.tensors import encode_tensor
 from mllm.core.model import load_llm
+from mllm.core.model import sources
 from mllm.core.model.sources import ModelSourceError, check_model_folder, looks_like_path, resolve_model
 from tiny_llm import build_tiny_llm
 from tiny_qwen2_audio import build_tiny_qwen2_audio
 
 runner = CliRunner()
-FAST = 3.0  # seconds: a failure that used to take ~30 s of hub retries must come well under this
+# Seconds: a failure that used to wait through huggingface_hub's retries (1+2+4+8+8 = 23 s of sleep
+# alone) must come well under this, even on a loaded 2-core machine.
+FAST = 10.0
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -63,6 +67,7 @@ def no_hub(tmp_path, monkeypatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    sources._probe.cache_clear()  # the answer is kept per endpoint for the process; a port may come again
     return tmp_path / "hf-home" / "hub"
 
 

@@ -437,16 +437,17 @@ def load_huggingface_encoder(spec: str, *, layer: Layer, device: str, dtype: str
     """The encoder of the model at `spec` (a local folder or a hub id); see the module docstring."""
     from transformers import AutoConfig
 
-    from mllm.core.model.sources import ModelSourceError, check_model_folder, resolve_model
+    from mllm.core.model.sources import ModelSourceError, check_weights, resolve_model
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     try:
         source = resolve_model(spec, option="encoder")
-        if os.path.isdir(source):
-            check_model_folder(source)
     except ModelSourceError as exc:
         raise EncoderError(str(exc)) from None
+    local = os.path.isdir(source)
+    if local and not os.path.isfile(os.path.join(source, "config.json")):
+        raise EncoderError(f"{source} has no config.json: not a Hugging Face model folder")
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except ValueError as exc:
@@ -461,5 +462,10 @@ def load_huggingface_encoder(spec: str, *, layer: Layer, device: str, dtype: str
             f"{spec}: not a DSP encoder, not a local model folder, and the Hugging Face hub does not give it ({exc})"
         ) from None
     family = _family_of(spec, config)
+    if local:
+        try:
+            check_weights(source)
+        except ModelSourceError as exc:
+            raise EncoderError(str(exc)) from None
     return family(spec, config, layer=layer, device=torch_device, dtype=torch_dtype, trust_remote_code=trust_remote_code,
                   source=source)
