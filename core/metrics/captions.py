@@ -547,8 +547,8 @@ def check_bertscore_model(model: str | Path) -> Path:
     folder = Path(model)
     if not (folder / "config.json").is_file():
         raise MissingResource(
-            f"--bertscore-model must be a local folder with a Hugging Face model (config.json, weights, "
-            f"tokenizer); {folder} is not one. Models are never downloaded."
+            f"--bertscore-model {folder}: not a local model folder (no config.json); it must hold a Hugging Face "
+            "model (config.json, model.safetensors, tokenizer). Models are never downloaded."
         )
     try:
         return check_model_folder(folder)
