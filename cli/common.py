@@ -43,7 +43,7 @@ def fail(message: str) -> typer.Exit:
 
     The message is printed as it is (no Rich markup: "pip install 'mllm[meteor]'" keeps its brackets).
     """
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line: grep-able
     return typer.Exit(EXIT_CANNOT_RUN)
 
 
@@ -112,9 +112,9 @@ def progress(disable: bool = False) -> Progress:
 def finish(summary: StreamSummary, allow_errors: bool) -> None:
     """Print the summary on stderr and exit with the code the counts call for."""
     style = "red" if summary.failed else "green"
-    console.print(f"[{style}]{summary.describe()}[/]", highlight=False)
+    console.print(f"[{style}]{summary.describe()}[/]", highlight=False, soft_wrap=True)
     for line in summary.first_errors:
-        console.print(f"  {line}", highlight=False, markup=False)
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     if summary.failed and not allow_errors:
         raise typer.Exit(EXIT_RECORDS_FAILED)
     raise typer.Exit(EXIT_OK)

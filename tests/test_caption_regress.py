@@ -206,6 +206,86 @@ def test_regress_resume_skips_written_ids(checkpoint, tmp_path):
     invoke("regress", source, "--model", checkpoint, "-o", tmp_path / "out.parquet", "--resume", expect=2)
 
 
+def test_resume_retries_error_records_and_the_exit_code_tells_what_the_file_holds(checkpoint, tmp_path):
+    records = make_records(3)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    invoke("caption", source, "--model", checkpoint, "-o", out, "--max-new-tokens", 4)
+    lines = out.read_bytes().splitlines(keepends=True)
+    failed = {**records[1], "error": {"stage": "caption", "type": "RuntimeError", "message": "CUDA out of memory"}}
+    out.write_bytes(lines[0] + dumps(failed) + lines[2])  # a finished run in which r1 failed
+    result = invoke("caption", source, "--model", checkpoint, "-o", out, "--resume", "--max-new-tokens", 4)
+    assert "1 error records are done again" in " ".join(result.stderr.split())
+    final = rows(out.read_text())
+    assert sorted(r["id"] for r in final) == ["r0", "r1", "r2"] and not any("error" in r for r in final)
+    # An error that comes back again stays in the file, and the exit code says so.
+    bad = write_records(tmp_path / "bad.jsonl", [records[0], {"id": "bare"}])
+    invoke("caption", bad, "--model", checkpoint, "-o", tmp_path / "bad.out.jsonl", "--max-new-tokens", 4, expect=1)
+    invoke("caption", bad, "--model", checkpoint, "-o", tmp_path / "bad.out.jsonl", "--resume", "--max-new-tokens", 4,
+           expect=1)
+    assert [r["id"] for r in rows((tmp_path / "bad.out.jsonl").read_text())] == ["r0", "bare"]
+
+
+def test_resume_with_repeated_ids_does_every_copy(checkpoint, tmp_path):
+    records = make_records(3)
+    twice = [records[0], records[0], records[1], records[2]]  # an input that holds r0 twice
+    source = write_records(tmp_path / "in.jsonl", twice)
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "out.jsonl.partial").write_bytes(dumps({**records[0], "response": "done before the stop"}))
+    invoke("caption", source, "--model", checkpoint, "-o", out, "--resume", "--max-new-tokens", 4)
+    assert [r["id"] for r in rows(out.read_text())] == ["r0", "r0", "r1", "r2"]
+
+
+def test_resume_after_a_real_sigkill(checkpoint, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    records = [{**r, "id": f"{r['id']}-{k}"} for k in range(60) for r in make_records(3)]
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, partial = tmp_path / "out.jsonl", tmp_path / "out.jsonl.partial"
+    command = [sys.executable, "-m", "mllm.cli", "caption", str(source), "--model", str(checkpoint), "-o", str(out),
+               "--batch-size", "1", "--max-new-tokens", "4"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (partial.exists() and partial.read_bytes().count(b"\n") >= 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists(), "the run finished before it was killed"
+    kept = partial.read_bytes().count(b"\n")
+    assert 3 <= kept < len(records)
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert [r["id"] for r in rows(out.read_text())] == [r["id"] for r in records]
+    assert not partial.exists()
+
+
+def test_a_failed_batch_is_retried_record_by_record():
+    """One record that makes `generate` fail takes only itself down, not its whole batch."""
+    from mllm.core.infer.generation import answer_records
+
+    calls = []
+
+    def generate(prompts):
+        calls.append(len(prompts))
+        if any(p.audio == "poison" for p in prompts):
+            raise RuntimeError("the model cannot take this input")
+        return [f"answer {p.audio}" for p in prompts]
+
+    records = [{"id": f"r{i}", "audio": "poison" if i == 2 else str(i)} for i in range(5)]
+    summary = StreamSummary("test")
+    out = list(answer_records(records, lambda r: [Prompt([], r["audio"])], lambda r, a: {**r, "response": a[0]},
+                              generate, batch_size=4, stage="test", summary=summary))
+    assert [r["id"] for r in out] == [f"r{i}" for i in range(5)]
+    assert [r.get("response") for r in out] == ["answer 0", "answer 1", None, "answer 3", "answer 4"]
+    assert out[2]["error"]["message"] == "the model cannot take this input"
+    assert summary.failed_here == 1 and calls == [4, 1, 1, 1, 1, 1]
+
+
 def test_regress_probe_resume_fits_on_all_and_predicts_the_rest(tmp_path):
     source = write_records(tmp_path / "in.jsonl", linear_corpus(60))
     out = tmp_path / "pred.jsonl"

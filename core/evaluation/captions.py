@@ -75,8 +75,7 @@ def check_options(options: CaptionOptions) -> CaptionOptions:
             import bert_score  # noqa: F401
         except ImportError as exc:
             raise metrics.MissingResource(f"{metrics.BERTSCORE_HELP} ({exc})") from exc
-        if not (Path(options.bertscore_model) / "config.json").is_file():
-            raise metrics.MissingResource(f"--bertscore-model {options.bertscore_model}: not a local model folder (no config.json)")
+        metrics.check_bertscore_model(options.bertscore_model)  # a local folder with readable safetensors
     meteor = options.meteor
     if "meteor" in options.metrics:
         if meteor == "auto":

@@ -16,6 +16,8 @@ a hub id of the form owner/name is looked up in the local cache).
 questions (one per regression target): its prompts go into the batch together, and the record is
 written once all its answers are back, in input order. A record whose prompts cannot be built, or
 that already carries an `error`, is written as an error record / passed through; the others go on.
+When a whole batch fails (a record the model cannot take, out of memory), its records are tried
+one by one, so only the record at fault becomes an error record.
 """
 
 from __future__ import annotations
@@ -79,24 +81,35 @@ def answer_records(records: Iterable[Record], questions: Callable[[Record], list
     check = getattr(generate, "check", None)
     pending: list[tuple[Record, list[Prompt] | None, Record | None]] = []  # (record, prompts, finished output)
 
-    def flush() -> Iterator[Record]:
-        prompts = [p for _, ps, _ in pending if ps for p in ps]
+    def answers_of(batch: list[tuple[Record, list[Prompt]]]) -> list[list[str] | Exception]:
+        """The answers of each record of a batch; when the batch fails, its records are tried one by
+        one, so that one bad record fails alone (with its own error) and the others get answers."""
         try:
-            answers = generate(prompts) if prompts else []
-            failure = None
-        except Exception as exc:  # noqa: BLE001 - the batch failed: each of its records carries the error
-            answers, failure = [], exc
-        position = 0
+            answers = generate([p for _, ps in batch for p in ps])
+            if len(answers) != sum(len(ps) for _, ps in batch):
+                raise RuntimeError(f"the model gave {len(answers)} answers to {sum(len(ps) for _, ps in batch)} prompts")
+        except Exception as exc:  # noqa: BLE001 - retried record by record below
+            if len(batch) == 1:
+                return [exc]
+            return [answers_of([item])[0] for item in batch]
+        out, position = [], 0
+        for _, ps in batch:
+            out.append(answers[position:position + len(ps)])
+            position += len(ps)
+        return out
+
+    def flush() -> Iterator[Record]:
+        batch = [(record, ps) for record, ps, done in pending if done is None]
+        results = iter(answers_of(batch) if batch else [])
         for record, ps, done in pending:
             if done is None:
-                if failure is not None:
-                    done = with_error(record, stage, failure)
-                else:
-                    try:
-                        done = finish(record, answers[position:position + len(ps)])
-                    except Exception as exc:  # noqa: BLE001
-                        done = with_error(record, stage, exc)
-                    position += len(ps)
+                answers = next(results)
+                try:
+                    if isinstance(answers, Exception):
+                        raise answers
+                    done = finish(record, answers)
+                except Exception as exc:  # noqa: BLE001 - this record's failure only
+                    done = with_error(record, stage, exc)
             if summary is not None:
                 summary.note(done, new_failure=has_error(done) and not has_error(record))
             yield done
