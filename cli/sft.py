@@ -5,46 +5,53 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from typing import Optional
 
 import orjson
 import typer
 
-from mllm.cli.common import INPUT_HELP, console, fail, progress, stream_errors
-from mllm.core.io.errors import has_error
+from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_RECORDS_FAILED, EXIT_TRAINING_DIVERGED,
+                             INPUT_HELP, console, fail, progress, stream_errors)
+from mllm.core.io.errors import StreamSummary, has_error
 from mllm.core.io.records import read_records
 from mllm.core.model import DEFAULT_SYSTEM_PROMPT
 from mllm.core.train import distributed
-from mllm.core.train.sft import SFTConfig, best_folder, bf16_supported, setup, train
+from mllm.core.options import MAX_FRAME_RATE
+from mllm.core.train.sft import (SFTConfig, TrainingDiverged, best_folder, bf16_supported, encoder_for_run, option,
+                                 resolve_config, setup, train)
 
-EXIT_INTERRUPTED = 130
+ENCODING_OPTIONS = ("layer", "frame_rate", "cache", "trust_remote_code")  # only with --encoder
 
 
 def command(
+    ctx: typer.Context,
     input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split` and `audio_embedding` (from `mllm encode`), or `audio` with --encoder."),
-    output: str = typer.Option("checkpoint", "-o", "--output", help="Checkpoint folder (rewritten atomically at every save)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint folder (same records; its options win except -o, --val-every, --save-every, --device)."),
+    output: str = typer.Option("checkpoint", "-o", "--output", help="Checkpoint folder (rewritten atomically at every save; with --resume: the resumed folder unless given)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint folder: same records (content checked), same options (one given with another value is refused), except -o, --val-every, --save-every, --keep-best, --early-stop, --grad-checkpointing, --device."),
+    extend_to: Optional[int] = typer.Option(None, "--extend-to", help="With --resume: train the saved run on to this many steps in all (more than it planned); the cosine is recomputed for the new total."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP + " sft trains on the other records; without it, error records stop it before training (exit 1)."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encode records that have `audio` but no `audio_embedding` on the fly, as `mllm encode --encoder` would (a DSP name, hub id or model folder)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="With --encoder: the hidden layer (as `mllm encode --layer`)."),
-    frame_rate: float = typer.Option(10.0, "--frame-rate", help="With --encoder: frames per second of the embedding (as `mllm encode --frame-rate`)."),
+    frame_rate: float = typer.Option(10.0, "--frame-rate", help=f"With --encoder: frames per second of the embedding (as `mllm encode --frame-rate`; 0 to {MAX_FRAME_RATE:g}, 0 = one frame per clip)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="With --encoder: folder of cached embeddings shared with `mllm encode --cache`."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="With --encoder: let a model folder run its own code (MERT)."),
     llm: str = typer.Option("smollm2", "--llm", help="The LLM: 'smollm2' (embedded SmolLM2-135M-Instruct), a .gguf, a local folder or a hub id."),
     projector: str = typer.Option("mlp", "--projector", help="linear, mlp or strided."),
     stride: int = typer.Option(4, "--stride", min=1, help="Frames merged into one audio token (strided projector)."),
     lora_rank: int = typer.Option(8, "--lora-rank", min=1, help="LoRA rank."),
-    lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha (scale = alpha / rank)."),
+    lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha (scale = alpha / rank; > 0)."),
     lora_targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--lora-targets", help="Comma-separated module names that get an adapter."),
-    lora_dropout: float = typer.Option(0.05, "--lora-dropout", help="Dropout on the LoRA input."),
+    lora_dropout: float = typer.Option(0.05, "--lora-dropout", help="Dropout on the LoRA input (0 <= p < 1)."),
     projector_only: bool = typer.Option(False, "--projector-only", help="Train only the projector, no adapter (LLaVA's stage 1)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps (default: --epochs passes over the train split)."),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the train split when --steps is not given."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Records per micro-batch."),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="Micro-batches per optimizer step."),
-    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW)."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", help="AdamW weight decay."),
+    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW; finite, > 0)."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", help="AdamW weight decay (>= 0)."),
     warmup: int = typer.Option(0, "--warmup", min=0, help="Steps of linear warmup before the cosine decay."),
-    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="Gradient clipping norm (0 = none)."),
+    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="Gradient clipping norm (finite, >= 0; 0 = none)."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (default: on when the GPU or CPU has fast bf16, e.g. AVX512-BF16/AMX)."),
     grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute activations in the backward pass (less memory, slower)."),
     val_every: int = typer.Option(0, "--val-every", min=0, help="Validation loss on the `valid` split every N steps (0 = at the end only)."),
@@ -61,6 +68,9 @@ def command(
     bf16 autocast. Metrics stream as JSONL on stdout (step, epoch, loss, lr, tokens_per_s, and
     val_loss when computed). The checkpoint folder holds the adapter, the projector, a config
     naming the encoder and LLM, and the trainer state; Ctrl-C saves it and exits with code 130.
+    A step with a non-finite loss or gradient norm stops the run before it is applied (exit 3;
+    the last checkpoint written stays). Error records in the input stop it before training
+    (exit 1) unless --allow-errors. Options out of range, unreadable checkpoints: exit 2.
     Under torchrun the same command trains with DDP: N processes with --batch-size B step like one
     process with batch N*B; rank 0 writes the metrics and the checkpoint.
 
@@ -74,12 +84,16 @@ def command(
 
         mllm sft instructions.enc.jsonl -o runs/key --steps 1000 --val-every 25 --keep-best --early-stop 4
 
-        mllm sft instructions.enc.jsonl -o runs/key --resume runs/key --steps 300
+        mllm sft instructions.enc.jsonl --resume runs/key              # after Ctrl-C: same records, same options
+
+        mllm sft instructions.enc.jsonl --resume runs/key --extend-to 600   # a finished 300-step run, 300 more
 
         mllm sft instructions.enc.jsonl --llm models/SmolLM2-360M-Instruct --lora-rank 16 --lora-alpha 32 --grad-accum 4
 
         torchrun --nproc-per-node 2 -m mllm.cli sft instructions.enc.jsonl -o runs/key --batch-size 4
     """
+    given = {name for name in ctx.params  # the options the user chose (typer's ParameterSource is its own enum: by name)
+             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
     if device == "auto":
         import torch
 
@@ -87,6 +101,8 @@ def command(
     device = distributed.torchrun_device(device)
     if distributed.torchrun_world_size() > 1 and input == "-":
         raise fail("under torchrun every rank reads the records: give a file, not stdin")
+    if encoder is None and given & set(ENCODING_OPTIONS):
+        raise fail(f"{', '.join(option(name) for name in ENCODING_OPTIONS if name in given)}: only with --encoder")
     config = SFTConfig(llm=llm, projector=projector, stride=stride, lora_rank=lora_rank, lora_alpha=lora_alpha,
                        lora_dropout=lora_dropout, lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()],
                        projector_only=projector_only, steps=steps, epochs=epochs, batch_size=batch_size,
@@ -94,24 +110,21 @@ def command(
                        max_grad_norm=max_grad_norm, bf16=bf16_supported(device) if bf16 is None else bf16,
                        grad_checkpointing=grad_checkpointing, val_every=val_every, save_every=save_every,
                        keep_best=keep_best, early_stop=early_stop, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
+    with _cannot_run():  # options and the checkpoint to resume, before any record is read
+        resolve_config(config, resume, given, extend_to)
+        spec = encoder_for_run(encoder, layer, frame_rate, given, resume) if encoder is not None else None
     with stream_errors():
         records = list(read_records(input))
-    if encoder is not None:
-        records = _encoded(records, encoder, layer, frame_rate, cache, trust_remote_code, device, resume)
-    usable = [r for r in records if not has_error(r)]
-    if len(usable) < len(records):
-        first = next(r for r in records if has_error(r))
-        console.print(f"[yellow]skipping {len(records) - len(usable)} error records (first: {first.get('id')!r}: "
-                      f"{first['error'].get('message')})[/]", highlight=False)
+    encoded = _encoded(records, spec, cache, trust_remote_code, device) if spec is not None else records
+    usable = _without_error_records(records, encoded, allow_errors)
     missing = [r.get("id") for r in usable if "audio_embedding" not in r or "messages" not in r]
     if missing:
         raise fail(f"{len(missing)} records lack `audio_embedding` or `messages` (first: {missing[0]!r}); run `mllm encode` and `mllm build-instructions` first")
     if not usable:
         raise fail("no records to train on")
     try:
-        run = setup(config, usable, resume=resume)
-    except (ValueError, KeyError, OSError) as exc:
-        raise fail(str(exc)) from None
+        with _cannot_run():
+            run = setup(config, usable, resume=resume, given=given, extend_to=extend_to)
     except KeyboardInterrupt:  # before step 0 there is nothing to save
         console.print("[yellow]interrupted before training started[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -121,17 +134,44 @@ def command(
         distributed.stop()
 
 
-def _encoded(records, name, layer, frame_rate, cache, trust_remote_code, device, resume) -> list[dict]:
-    """Records with `audio_embedding`: the ones lacking it encoded with --encoder (resuming: with
-    the checkpoint's encoder, layer and frame rate), checked against it otherwise."""
-    from mllm.core.encoders import EmbeddingCache, EncoderError
-    from mllm.core.encoders.for_model import ModelEncoder, encoder_spec
-    from mllm.core.model.checkpoint import read_checkpoint_config
-
+@contextmanager
+def _cannot_run():
+    """Bad options, an unreadable checkpoint, unusable records: a message and exit 2."""
     try:
-        spec = read_checkpoint_config(resume)["encoder"] if resume else encoder_spec(name, layer, frame_rate)
-    except (EncoderError, OSError, ValueError) as exc:
+        yield
+    except (ValueError, KeyError, OSError) as exc:
         raise fail(str(exc)) from None
+
+
+def _without_error_records(records: list[dict], encoded: list[dict], allow_errors: bool) -> list[dict]:
+    """The records to train on. Error records (in the input, or from encoding on the fly) stop the
+    command before training with exit 1, naming the first few; with --allow-errors they are left out."""
+    summary = StreamSummary("sft")
+    for before, after in zip(records, encoded):
+        summary.records_in += 1
+        summary.note(after, new_failure=has_error(after) and not has_error(before))
+    usable = [r for r in encoded if not has_error(r)]
+    if not summary.failed:
+        return usable
+    if allow_errors:
+        console.print(f"[yellow]--allow-errors: leaving out {summary.failed} error records of {len(encoded)}, "
+                      f"training on {len(usable)}[/]", highlight=False)
+    else:
+        console.print(f"[red]{summary.failed} of {len(encoded)} records are error records: not training "
+                      f"(--allow-errors trains on the other {len(usable)})[/]", highlight=False)
+    for line in summary.first_errors:
+        console.print(f"  {line}", highlight=False, markup=False)
+    if not allow_errors:
+        raise typer.Exit(EXIT_RECORDS_FAILED)
+    return usable
+
+
+def _encoded(records, spec, cache, trust_remote_code, device) -> list[dict]:
+    """Records with `audio_embedding`: the ones lacking it encoded with `spec` (encoder_for_run),
+    checked against it otherwise; a record that cannot be encoded becomes an error record."""
+    from mllm.core.encoders import EmbeddingCache
+    from mllm.core.encoders.for_model import ModelEncoder
+
     encoding = ModelEncoder(spec, device=device, cache=EmbeddingCache(cache) if cache else None,
                             trust_remote_code=trust_remote_code)
     out = []
@@ -176,6 +216,13 @@ def _train(run) -> None:
     except KeyboardInterrupt:  # second Ctrl-C: a half-done step cannot be saved exactly, so nothing is
         say(f"[yellow]aborted mid-step: not saved; {config.output} holds the last checkpoint, if any[/]", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)
+    except TrainingDiverged as exc:
+        say(f"[bold red]error:[/] {exc}", highlight=False)
+        kept = (f"{config.output} holds the checkpoint of step {run.saved_step}" if run.saved_step is not None
+                else "no checkpoint was written (--save-every N keeps one every N steps)")
+        say(f"  {kept}; try a lower --lr (it was {config.lr:g}), gradient clipping (--max-grad-norm, it was "
+            f"{config.max_grad_norm:g}) or a longer --warmup (it was {config.warmup})", highlight=False)
+        raise typer.Exit(EXIT_TRAINING_DIVERGED) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     if run.stop_requested:

@@ -3,6 +3,7 @@ training, generation, checkpoints. The real SmolLM2 GGUF is the slow test at the
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,8 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from safetensors.torch import load_file, save_file
+
 from mllm.core.model import (IGNORE_INDEX, LoraSettings, MusicLLM, load_checkpoint, load_llm, render_example,
                              save_checkpoint)
+from mllm.core.model.checkpoint import CheckpointError
 from tiny_llm import build_tiny_llm
 
 ENCODER = {"name": "chroma+onset+loudness", "dim": 14, "frame_rate": 1.0}
@@ -241,10 +245,25 @@ def test_load_refuses_pickled_adapters(llm_folder, tmp_path):
     folder = save_checkpoint(model, tmp_path / "ckpt")
     weights = folder / "adapter" / "adapter_model.safetensors"
     weights.rename(folder / "adapter" / "adapter_model.bin")
-    with pytest.raises(FileNotFoundError, match="safetensors"):
+    with pytest.raises(CheckpointError, match="adapter_model.safetensors is missing .*adapter_model.bin.*not loaded"):
         load_checkpoint(folder)
     (folder / "config.json").write_text('{"format": "something else"}')
-    with pytest.raises(ValueError, match="not a MusicLLM checkpoint"):
+    with pytest.raises(CheckpointError, match="not a MusicLLM checkpoint"):
+        load_checkpoint(folder)
+
+
+def test_load_refuses_non_finite_weights_before_loading_the_llm(llm_folder, tmp_path):
+    model = build(llm_folder)
+    folder = save_checkpoint(model, tmp_path / "ckpt")
+    adapter = folder / "adapter" / "adapter_model.safetensors"
+    tensors = load_file(adapter)
+    first = sorted(tensors)[0]
+    tensors[first][0, 0] = float("inf")
+    save_file(tensors, adapter)
+    llm = tmp_path / "llm-config"  # the LLM is read last: a checkpoint pointing at no LLM still names the bad file
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "llm": str(llm)}))
+    with pytest.raises(CheckpointError, match=f"{adapter}.*non-finite.*{first}"):
         load_checkpoint(folder)
 
 

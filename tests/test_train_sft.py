@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from mllm.core.train import SFTConfig, evaluate, lr_factor, setup, train
-from mllm.core.train.sft import TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, answer_tokens, next_micro_batch
+from mllm.core.train import SFTConfig, evaluate, lr_factor, save, setup, train
+from mllm.core.train.sft import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, TrainingDiverged, answer_tokens,
+                                 next_micro_batch, option, resolve_config)
 from tiny_llm import build_tiny_llm
 
 ANSWERS = ["The key is A minor.", "The key is C major.", "About 120 beats per minute.", "The key is E minor."]
@@ -178,7 +179,81 @@ def test_keep_best_and_early_stop(llm_folder, tmp_path):
     # a resumed early-stopped run has nothing left to do
     again = setup(config(llm_folder, tmp_path, keep_best=True, early_stop=3, val_every=2), records, resume=tmp_path / "ckpt")
     assert list(train(again)) == []
-    with pytest.raises(ValueError, match="val_every"):
+    with pytest.raises(ValueError, match="--val-every"):
         setup(config(llm_folder, tmp_path, steps=5, early_stop=2), records)
     with pytest.raises(ValueError, match="validation records"):
         setup(config(llm_folder, tmp_path, steps=5, keep_best=True), make_records(4))
+
+
+# ---- failing loudly (issue 8) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field, value", [("lr", math.inf), ("lr", math.nan), ("lr", 0.0), ("max_grad_norm", math.nan),
+                                          ("max_grad_norm", -1.0), ("weight_decay", math.inf), ("epochs", math.nan),
+                                          ("lora_dropout", 1.0), ("lora_alpha", 0), ("min_lr_ratio", math.nan),
+                                          ("warmup", -1), ("batch_size", 0), ("steps", 0)])
+def test_options_out_of_range_are_refused_by_name(field, value):
+    with pytest.raises(ValueError) as caught:
+        SFTConfig(**{field: value}).check()
+    name = field if field == "min_lr_ratio" else option(field)  # min_lr_ratio has no command-line option
+    assert str(caught.value).startswith(f"{name} must be") and str(caught.value).endswith(f"got {value!r}")
+
+
+def test_a_diverging_step_is_not_applied_and_nothing_non_finite_is_saved(llm_folder, tmp_path):
+    # lr 1000 is finite (accepted); the gradient norm turns NaN after a few steps
+    run = setup(config(llm_folder, tmp_path, steps=10, lr=1000.0, save_every=1), make_records(4))
+    weights, done = None, []
+    with pytest.raises(TrainingDiverged) as caught:
+        for m in train(run):
+            done.append(m)
+            weights = [p.detach().clone() for p in run.model.trainable_parameters()]
+    assert done and caught.value.step == len(done) + 1 < 10
+    assert not (math.isfinite(caught.value.loss) and math.isfinite(caught.value.grad_norm))
+    for before, after in zip(weights, run.model.trainable_parameters()):
+        assert torch.equal(before, after)  # the diverged step never reached the weights
+    assert json.loads((tmp_path / "ckpt" / TRAINER_STATE_JSON).read_text())["step"] == len(done)
+    # weights that are not finite are never written, whatever the loss said
+    with torch.no_grad():
+        run.model.projector.net[0].weight[0, 0] = math.nan
+    with pytest.raises(TrainingDiverged, match="not finite"):
+        save(run, tmp_path / "nan")
+    assert not (tmp_path / "nan").exists() and not list(tmp_path.glob(".nan*"))
+
+
+def test_a_non_finite_val_loss_is_never_the_best(llm_folder, tmp_path):
+    run = setup(config(llm_folder, tmp_path, steps=3, val_every=1, keep_best=True), make_records(4, valid=1))
+    run.valid_examples[0].audio[0, 0] = math.inf  # the validation forward pass gives NaN
+    metrics = list(train(run))
+    assert all(math.isnan(m["val_loss"]) and not m.get("best") for m in metrics)
+    assert run.state.best_val_loss is None and not (tmp_path / "ckpt-best").exists()
+    # records carrying NaN/inf embeddings are refused at setup, by id
+    records = make_records(3)
+    records[1]["audio_embedding"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="'r1'.*NaN or inf"):
+        setup(config(llm_folder, tmp_path, steps=1), records)
+
+
+def test_resume_refuses_the_same_ids_with_other_content(llm_folder, tmp_path):
+    records = make_records(3, valid=1)
+    list(train(setup(config(llm_folder, tmp_path, steps=1), records)))
+    changed_embedding = make_records(3, valid=1)
+    changed_embedding[2]["audio_embedding"] = changed_embedding[2]["audio_embedding"] + np.float16(1)
+    changed_answer = make_records(3, valid=1)
+    changed_answer[3]["messages"][1]["content"] = "The key is B major."  # the valid record
+    for other in (changed_embedding, changed_answer):
+        with pytest.raises(ValueError, match="same record ids with other content"):
+            setup(SFTConfig(), other, resume=tmp_path / "ckpt")
+    assert setup(SFTConfig(), make_records(3, valid=1), resume=tmp_path / "ckpt").state.step == 1  # same data: fine
+
+
+def test_resume_refuses_options_it_would_not_honour(llm_folder, tmp_path):
+    records = make_records(4)
+    list(train(setup(config(llm_folder, tmp_path, steps=2, val_every=1), records)))
+    with pytest.raises(ValueError, match="--lr is 0.5, the checkpoint's is 0.01; --steps is 5, the checkpoint's is 2.*--extend-to"):
+        setup(config(llm_folder, tmp_path, steps=5, lr=0.5), records, resume=tmp_path / "ckpt")
+    # given=None: the fields that differ from SFTConfig's defaults count as given; changeable ones
+    # not given carry over from the checkpoint, the output defaults to the resumed folder
+    resolved = resolve_config(SFTConfig(), tmp_path / "ckpt", extend_to=4)
+    assert (resolved.steps, resolved.val_every, resolved.output) == (4, 1, str(tmp_path / "ckpt"))
+    with pytest.raises(ValueError, match="--extend-to must be more than the 2 steps"):
+        resolve_config(SFTConfig(), tmp_path / "ckpt", extend_to=2)

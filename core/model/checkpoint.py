@@ -17,6 +17,12 @@ leaves the previous checkpoint intact and a reader never sees half a folder.
 `torch.load`; a folder with a `.bin`/`.pt` adapter is refused. The LLM is reloaded from its spec
 (`llm=` overrides it, e.g. when the checkpoint moved to a machine where the LLM lives elsewhere).
 Optimizer and scheduler state for resuming belong to the training loop (core/train), not here.
+
+Every file is checked before the LLM is loaded, and a file that cannot be used raises
+`CheckpointError` (a ValueError) naming it: a config.json that is not JSON or lacks a field; a
+missing, empty, truncated or corrupt safetensors file (a folder holding only pickles says so);
+weights that are not finite (NaN or inf: a diverged run would otherwise answer '' to everything);
+a projector or adapter whose tensors do not fit the model config.json describes.
 """
 
 from __future__ import annotations
@@ -34,10 +40,42 @@ from mllm.core.model.llm import load_llm
 from mllm.core.model.musicllm import LoraSettings, MusicLLM
 from mllm.core.model.projector import Projector, ProjectorConfig
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_config", "CHECKPOINT_FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_config", "read_tensors", "CheckpointError",
+           "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "mllm-musicllm"
 CHECKPOINT_VERSION = 1
+CONFIG_FIELDS = ("encoder", "llm", "projector", "lora", "system_prompt")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file."""
+
+
+def _pickles(folder: Path) -> str:
+    """' (it holds x.bin, y.pt: pickled weights are not loaded)' when `folder` has pickles, else ''."""
+    names = sorted(p.name for p in folder.glob("*") if p.suffix in PICKLE_SUFFIXES) if folder.is_dir() else []
+    return f" (it holds {', '.join(names)}: pickled weights are not loaded, only safetensors)" if names else ""
+
+
+def read_tensors(path: str | os.PathLike, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, all finite; CheckpointError naming the file otherwise
+    (missing, empty, truncated, corrupt, or holding NaN/inf)."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing{_pickles(path.parent)}")
+    try:
+        tensors = load_file(path, device=str(device))
+    except (SafetensorError, OSError) as exc:  # an empty or cut file: "header too small", "incomplete metadata"
+        raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{path} holds non-finite weights (NaN or inf) in {len(bad)} tensors ({', '.join(bad[:3])}): "
+                              "the training that wrote it diverged; use an earlier checkpoint")
+    return tensors
 
 
 def replace_folder(complete: Path, folder: Path) -> None:
@@ -78,14 +116,23 @@ def save_checkpoint(model: MusicLLM, folder: str | os.PathLike, extra: dict | No
 
 
 def read_checkpoint_config(folder: str | os.PathLike) -> dict:
+    """config.json of a checkpoint folder: FileNotFoundError when there is none, CheckpointError
+    when it is not a MusicLLM checkpoint's (not JSON, another format, a newer version, a field missing)."""
     path = Path(folder) / "config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{folder} is not a MusicLLM checkpoint: no config.json")
-    config = json.loads(path.read_text())
-    if config.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a MusicLLM checkpoint (format {config.get('format')!r})")
-    if config.get("version", 0) > CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {config['version']} is newer than this mllm reads")
+        raise FileNotFoundError(f"{folder} is not a MusicLLM checkpoint: no config.json{_pickles(Path(folder))}")
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
+        format_name = config.get("format") if isinstance(config, dict) else None
+        raise CheckpointError(f"{path} is not a MusicLLM checkpoint (format {format_name!r})")
+    if not isinstance(config.get("version", 0), int) or config.get("version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {config['version']!r} is newer than this mllm reads")
+    missing = [name for name in CONFIG_FIELDS if name not in config]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}")
     return config
 
 
@@ -96,23 +143,41 @@ def load_checkpoint(folder: str | os.PathLike, llm: str | None = None, dtype: to
 
     folder = Path(folder)
     config = read_checkpoint_config(folder)
-    base, tokenizer = load_llm(llm or config["llm"], dtype=dtype, device=device)
-    projector = Projector(ProjectorConfig(**config["projector"]))
-    projector.load_state_dict(load_file(folder / "projector.safetensors"))
-    lora = LoraSettings(**config["lora"]) if config["lora"] else None
-    model = MusicLLM(base, tokenizer, projector, llm_spec=llm or config["llm"], encoder=config["encoder"], lora=lora,
-                     system_prompt=config["system_prompt"])
+    # Every file is read and checked before the LLM loads (seconds to minutes for a real one).
+    try:
+        projector = Projector(ProjectorConfig(**config["projector"]))
+        lora = LoraSettings(**config["lora"]) if config["lora"] else None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / 'config.json'}: {exc}") from None
+    weights = folder / "projector.safetensors"
+    try:
+        projector.load_state_dict(read_tensors(weights))
+    except RuntimeError as exc:  # missing keys or a size mismatch
+        raise CheckpointError(f"{weights} does not fit the projector of {folder / 'config.json'}: "
+                              f"{str(exc).splitlines()[-1].strip()}") from None
+    adapter_weights = None
     if lora is not None:
         adapter = folder / "adapter"
-        weights = adapter / "adapter_model.safetensors"
-        if not weights.is_file():
-            raise FileNotFoundError(f"{adapter} has no adapter_model.safetensors (pickled adapters are not loaded)")
-        saved = LoraConfig.from_pretrained(adapter)  # JSON
+        try:
+            saved = LoraConfig.from_pretrained(adapter)  # JSON
+        except (OSError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{adapter / 'adapter_config.json'} cannot be read ({exc})") from None
         if saved.r != lora.rank or sorted(saved.target_modules) != sorted(lora.targets):
-            raise ValueError(f"{adapter}/adapter_config.json disagrees with config.json's lora settings")
-        result = set_peft_model_state_dict(model.llm, load_file(weights, device=str(device)))
-        if getattr(result, "unexpected_keys", None):
-            raise ValueError(f"adapter weights not in the model: {result.unexpected_keys[:5]}")
+            raise CheckpointError(f"{adapter}/adapter_config.json disagrees with config.json's lora settings")
+        adapter_weights = read_tensors(adapter / "adapter_model.safetensors", device=device)
+    base, tokenizer = load_llm(llm or config["llm"], dtype=dtype, device=device)
+    model = MusicLLM(base, tokenizer, projector, llm_spec=llm or config["llm"], encoder=config["encoder"], lora=lora,
+                     system_prompt=config["system_prompt"])
+    if adapter_weights is not None:
+        path = folder / "adapter" / "adapter_model.safetensors"
+        try:
+            result = set_peft_model_state_dict(model.llm, adapter_weights)
+        except RuntimeError as exc:  # a size mismatch
+            raise CheckpointError(f"{path} does not fit the LLM's adapter: {str(exc).splitlines()[-1].strip()}") from None
+        missing = [key for key in getattr(result, "missing_keys", []) if "lora_" in key]
+        if getattr(result, "unexpected_keys", None) or missing:
+            raise CheckpointError(f"{path} does not fit the LLM's adapter: unexpected {result.unexpected_keys[:3]}, "
+                                  f"missing {missing[:3]}")
     model.to(device)
     model.eval()
     for parameter in model.parameters():

@@ -19,6 +19,11 @@ What a step does:
   lowers the best `val_loss` also writes a checkpoint to `<output>-best`; with `early_stop` = k,
   training ends after k validations in a row without a new best.
 
+A step whose loss or gradient norm is not finite is not applied: `train` raises
+`TrainingDiverged` (step, loss, gradient norm) before `optimizer.step()`, and `save` refuses
+non-finite weights, so no NaN checkpoint is ever written (the last good one stays). A non-finite
+`val_loss` is never a new best.
+
 Under `torchrun --nproc-per-node N` (core/train/distributed.py) the same loop runs in N processes
 with DistributedDataParallel: a micro-batch is `batch_size * N` records of the epoch order, rank r
 takes every N-th of them, token counts and losses are summed over the ranks, so N processes with
@@ -38,6 +43,12 @@ No pickle anywhere: `resume` reads JSON and safetensors, restores the optimizer,
 the RNG (after the model is rebuilt, since building draws random numbers), and continues with the
 next micro-batch of the same epoch order: the losses after a resume equal those of a run that was
 never stopped.
+
+Resume checks what it claims (`resolve_config`): the options are the checkpoint's; an option the
+caller gave (`given`) with another value is refused by name, except RESUME_MAY_CHANGE (which carry
+over from the checkpoint when not given) and `device` (this machine's); `extend_to=N` is the one way
+to train a saved run for more steps. The data must be the same records with the same content (ids,
+split, messages, answers, embedding bytes): a fingerprint of all of it is saved and compared.
 """
 
 from __future__ import annotations
@@ -52,24 +63,43 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from mllm.core.encoders.for_model import ModelEncoder
-from mllm.core.model.checkpoint import replace_folder
+from mllm.core.encoders.for_model import ModelEncoder, encoder_spec, same_encoder
+from mllm.core.model.checkpoint import CheckpointError, read_checkpoint_config, read_tensors, replace_folder
+from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 from mllm.core.train import distributed
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
                              load_checkpoint, save_checkpoint)
 
-__all__ = ["SFTConfig", "TrainerState", "Run", "setup", "train", "evaluate", "save", "lr_factor",
-           "bf16_supported", "TRAINER_STATE_JSON", "TRAINER_STATE_TENSORS"]
+__all__ = ["SFTConfig", "TrainerState", "Run", "TrainingDiverged", "setup", "resolve_config", "train", "evaluate",
+           "save", "lr_factor", "bf16_supported", "encoder_for_run", "data_fingerprint", "read_trainer_state",
+           "option", "TRAINER_STATE_JSON", "TRAINER_STATE_TENSORS", "RESUME_MAY_CHANGE"]
 
 TRAINER_STATE_JSON = "trainer_state.json"
 TRAINER_STATE_TENSORS = "trainer_state.safetensors"
-# Options a resumed run may change; every other field comes from the checkpoint.
-RESUME_MAY_CHANGE = ("output", "val_every", "save_every", "device", "keep_best", "early_stop")
+TRAINER_STATE_FORMAT = "mllm-sft-trainer"
+TRAINER_STATE_VERSION = 2  # 2: the data fingerprint covers content (1: record ids only)
+# Options a resumed run may change (they change neither the data order nor the maths of a step);
+# when not given they carry over from the checkpoint. `device` is always this run's.
+RESUME_MAY_CHANGE = ("output", "val_every", "save_every", "keep_best", "early_stop", "grad_checkpointing")
+
+
+class TrainingDiverged(FloatingPointError):
+    """A step gave a non-finite loss or gradient norm (not applied), or the weights became non-finite
+    (not saved). `step` is the step that failed; `loss` and `grad_norm` what it measured."""
+
+    def __init__(self, message: str, step: int, loss: float = math.nan, grad_norm: float = math.nan):
+        super().__init__(message)
+        self.step, self.loss, self.grad_norm = step, loss, grad_norm
+
+
+def option(name: str) -> str:
+    """The command-line spelling of an SFTConfig field, as messages name it: max_grad_norm -> --max-grad-norm."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -103,21 +133,26 @@ class SFTConfig:
     device: str = "cpu"
 
     def check(self) -> "SFTConfig":
-        if self.projector not in ("linear", "mlp", "strided"):
-            raise ValueError(f"projector must be linear, mlp or strided, not {self.projector!r}")
+        """Raise ValueError naming the first option out of range (NaN and inf included: core/options.py)."""
+        check_number("--lr", self.lr, above=0)
+        check_number("--max-grad-norm", self.max_grad_norm, minimum=0)
+        check_number("--weight-decay", self.weight_decay, minimum=0)
+        check_number("--epochs", self.epochs, above=0)
+        check_number("min_lr_ratio", self.min_lr_ratio, minimum=0, maximum=1)
+        check_number("--lora-dropout", self.lora_dropout, minimum=0, below=1)
+        check_number("--lora-alpha", self.lora_alpha, above=0)
+        if self.steps is not None:
+            check_integer("--steps", self.steps, minimum=1)
         for name in ("batch_size", "grad_accum", "stride", "lora_rank"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError("steps must be >= 1")
-        if self.steps is None and self.epochs <= 0:
-            raise ValueError("epochs must be > 0")
-        if self.lr <= 0 or self.warmup < 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError("lr must be > 0, warmup >= 0, min_lr_ratio in [0, 1]")
-        if self.early_stop < 0:
-            raise ValueError("early_stop must be >= 0")
+            check_integer(option(name), getattr(self, name), minimum=1)
+        for name in ("warmup", "val_every", "save_every", "early_stop"):
+            check_integer(option(name), getattr(self, name), minimum=0)
+        if self.projector not in ("linear", "mlp", "strided"):
+            raise ValueError(f"--projector must be linear, mlp or strided, got {self.projector!r}")
+        if not self.projector_only and not self.lora_targets:
+            raise ValueError("--lora-targets must name at least one module (or train with --projector-only)")
         if self.early_stop and not self.val_every:
-            raise ValueError("early_stop needs val_every (validations to compare)")
+            raise ValueError("--early-stop needs --val-every (validations to compare)")
         return self
 
 
@@ -142,7 +177,7 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     train_examples: list[Example]
     valid_examples: list[Example]
-    data_fingerprint: str
+    data: dict  # {"train", "valid": counts, "ids", "fingerprint"}: what a resume compares (data_fingerprint)
     total_steps: int
     state: TrainerState = field(default_factory=TrainerState)
     share: distributed.Share = field(default_factory=distributed.Share)  # this process's rank and the world size
@@ -150,6 +185,7 @@ class Run:
     order: tuple[int, list[int]] | None = None  # (epoch, its order): computed once per epoch
     stop_requested: bool = False  # set from outside (Ctrl-C): `train` stops after the current step
     last_metrics: dict = field(default_factory=dict)
+    saved_step: int | None = None  # the step of the checkpoint in `config.output`, once there is one
 
     @property
     def records_per_micro_batch(self) -> int:  # over every rank
@@ -191,11 +227,53 @@ def _encoder_of(records: Sequence[dict]) -> dict:
             "layer": first.get("layer")}
 
 
-def _fingerprint(records: Sequence[dict]) -> str:
-    digest = hashlib.sha256()
-    for record in records:
-        digest.update(str(record.get("id")).encode() + b"\0")
-    return digest.hexdigest()[:16]
+def encoder_for_run(name: str, layer: str | None, frame_rate: float, given: Collection[str] = (),
+                    resume: str | os.PathLike | None = None) -> dict:
+    """The encoder spec `mllm sft --encoder NAME --layer L --frame-rate R` encodes with.
+
+    Fresh run: encoder_spec(NAME, L, R), R in [0, MAX_FRAME_RATE] (core/options.py). Resumed run: the
+    checkpoint's encoder; an encoder, layer or frame rate in `given` that is not the checkpoint's is refused."""
+    if resume is None or "frame_rate" in given:
+        check_number("--frame-rate", frame_rate, minimum=0, maximum=MAX_FRAME_RATE)
+    asked = encoder_spec(name, layer, frame_rate)
+    if resume is None:
+        return asked
+    spec = read_checkpoint_config(resume)["encoder"]
+    differ = []
+    if "encoder" in given and not same_encoder(asked["name"], spec.get("name")):
+        differ.append(f"--encoder is {name!r}, the checkpoint's is {spec.get('name')!r}")
+    if "layer" in given and asked["layer"] != spec.get("layer"):
+        differ.append(f"--layer is {asked['layer']!r}, the checkpoint's is {spec.get('layer')!r}")
+    if "frame_rate" in given and spec.get("frame_rate") is not None and asked["frame_rate"] != float(spec["frame_rate"]):
+        differ.append(f"--frame-rate is {frame_rate!r}, the checkpoint's is {spec['frame_rate']!r}")
+    if differ:
+        raise ValueError(f"{'; '.join(differ)} (a resumed run encodes with the checkpoint's encoder: leave these out)")
+    return spec
+
+
+def data_fingerprint(train_records: Sequence[dict], valid_records: Sequence[dict]) -> dict:
+    """What a resume compares: the record counts, a hash of the ids ("ids") and a hash of the content
+    ("fingerprint": each record's id, split, messages, answer and audio_embedding dtype, shape and bytes)."""
+    ids, content = hashlib.sha256(), hashlib.sha256()
+    for record in [*train_records, *valid_records]:
+        embedding = np.ascontiguousarray(record["audio_embedding"])
+        header = [record.get("id"), record.get("split"), record.get("messages"), record.get("answer"),
+                  embedding.dtype.str, list(embedding.shape)]
+        ids.update(json.dumps(record.get("id")).encode() + b"\n")
+        content.update(json.dumps(header, sort_keys=True, default=str).encode() + b"\n")
+        content.update(embedding.tobytes())  # its length follows from the header: no separator needed
+    return {"train": len(train_records), "valid": len(valid_records), "ids": ids.hexdigest()[:16],
+            "fingerprint": content.hexdigest()[:16]}
+
+
+def _check_same_data(resume, saved: dict, data: dict) -> None:
+    if saved.get("fingerprint") == data["fingerprint"]:
+        return
+    what = ("the same record ids with other content (messages, answers, splits or embeddings)"
+            if saved.get("ids") == data["ids"] else
+            f"other records ({data['train']} train / {data['valid']} valid here, "
+            f"{saved.get('train')} / {saved.get('valid')} in the checkpoint)")
+    raise ValueError(f"{resume} was trained on other data: these are {what}; resuming needs the same data")
 
 
 def split_records(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
@@ -205,14 +283,91 @@ def split_records(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     return train_records, valid_records
 
 
-def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike | None = None) -> Run:
-    """Build model, optimizer, scheduler and data; with `resume`, restore them from a checkpoint."""
-    saved = None
-    if resume is not None:
-        saved = json.loads((Path(resume) / TRAINER_STATE_JSON).read_text())
-        kept = {k: v for k, v in saved["config"].items() if k not in RESUME_MAY_CHANGE}
-        config = SFTConfig(**{**asdict(config), **kept})
+def read_trainer_state(folder: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """trainer_state.json and trainer_state.safetensors of a checkpoint, checked; CheckpointError
+    naming the file that cannot be used (FileNotFoundError when `folder` is no checkpoint at all)."""
+    folder = Path(folder)
+    read_checkpoint_config(folder)
+    path = folder / TRAINER_STATE_JSON
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: {folder} is a model checkpoint without the trainer state a resume needs")
+    try:
+        saved = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(saved, dict) or saved.get("format") != TRAINER_STATE_FORMAT:
+        raise CheckpointError(f"{path} is not an mllm sft trainer state")
+    if saved.get("version") != TRAINER_STATE_VERSION:
+        raise CheckpointError(f"{path} is trainer state version {saved.get('version')!r}, this mllm resumes version "
+                              f"{TRAINER_STATE_VERSION} (version 1 fingerprinted record ids, not their content): "
+                              "the checkpoint still loads for inference; train further in a new run")
+    missing = [key for key in ("step", "epoch", "position", "total_steps", "config", "data", "optimizer") if key not in saved]
+    if missing or not isinstance(saved["config"], dict):
+        raise CheckpointError(f"{path} lacks {', '.join(missing) or 'a config object'}")
+    return saved, read_tensors(folder / TRAINER_STATE_TENSORS)
+
+
+def _given_fields(config: SFTConfig, given: Collection[str] | None) -> set[str]:
+    if given is not None:
+        return set(given)
+    defaults = SFTConfig()
+    return {f.name for f in fields(SFTConfig) if getattr(config, f.name) != getattr(defaults, f.name)}
+
+
+def _resolve(config, resume, given, extend_to) -> tuple[SFTConfig, dict | None, dict | None]:
+    """resolve_config, plus the trainer state read from `resume` (None, None for a fresh run)."""
     config.check()
+    if resume is None:
+        if extend_to is not None:
+            raise ValueError("--extend-to extends a saved run: give the checkpoint to --resume")
+        return config, None, None
+    saved, tensors = read_trainer_state(resume)
+    checkpoint, given = saved["config"], _given_fields(config, given)
+    kept = [name for name in sorted(given) if name in checkpoint and name not in (*RESUME_MAY_CHANGE, "device")]
+    differ = [f"{option(name)} is {getattr(config, name)!r}, the checkpoint's is {checkpoint[name]!r}"
+              for name in kept if getattr(config, name) != checkpoint[name]]
+    if differ:
+        raise ValueError(f"{'; '.join(differ)} (a resumed run keeps its options: only "
+                         f"{', '.join(map(option, RESUME_MAY_CHANGE))} and --device may change; "
+                         "--extend-to N trains it for more steps)")
+    merged = {**checkpoint, **{name: getattr(config, name) for name in RESUME_MAY_CHANGE if name in given},
+              "device": config.device}
+    if "output" not in given:
+        merged["output"] = str(resume)
+    if extend_to is not None:
+        if check_integer("--extend-to", extend_to) <= saved["total_steps"]:
+            raise ValueError(f"--extend-to must be more than the {saved['total_steps']} steps {resume} planned, got {extend_to}")
+        if saved.get("early_stopped"):
+            raise ValueError(f"--extend-to: {resume} ended by early stopping at step {saved['step']}; nothing to extend")
+        merged["steps"] = extend_to
+    try:
+        return SFTConfig(**merged).check(), saved, tensors
+    except TypeError as exc:  # a field this version does not know
+        raise CheckpointError(f"{Path(resume) / TRAINER_STATE_JSON}: {exc}") from None
+
+
+def resolve_config(config: SFTConfig, resume: str | os.PathLike | None = None, given: Collection[str] | None = None,
+                   extend_to: int | None = None) -> SFTConfig:
+    """The options a run will use, checked (ValueError naming the option at fault).
+
+    A fresh run uses `config`. A resumed run (`resume` = its checkpoint folder) uses the
+    checkpoint's options, except:
+    - `device` is always `config.device` (the machine this run is on);
+    - RESUME_MAY_CHANGE come from `config` when in `given`, else from the checkpoint; `output`
+      not given is the resume folder itself;
+    - any other option in `given` whose value is not the checkpoint's is refused by name;
+    - `extend_to` = N > the run's total steps makes N the total (`steps`); the warmup + cosine
+      schedule is then that of an N-step run from the resumed step on.
+    `given`: the option names the caller chose (the CLI passes those on the command line);
+    None = the fields of `config` that differ from SFTConfig's defaults."""
+    return _resolve(config, resume, given, extend_to)[0]
+
+
+def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike | None = None, *,
+          given: Collection[str] | None = None, extend_to: int | None = None) -> Run:
+    """Build model, optimizer, scheduler and data; with `resume`, restore them from a checkpoint
+    (options as `resolve_config(config, resume, given, extend_to)` decides)."""
+    config, saved, tensors = _resolve(config, resume, given, extend_to)
     share = distributed.start(config.device)
     if saved is not None and saved.get("world_size", 1) != share.world:
         raise ValueError(f"{resume} was trained by {saved.get('world_size', 1)} processes, this run has {share.world}: "
@@ -221,11 +376,10 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
     if not train_records:
         raise ValueError("no training records (split 'train' or no split)")
     if (config.keep_best or config.early_stop) and not valid_records:
-        raise ValueError("keep_best and early_stop need validation records (split 'valid')")
-    fingerprint = _fingerprint(train_records)
-    if saved is not None and saved["data"]["fingerprint"] != fingerprint:
-        raise ValueError(f"{resume} was trained on other records ({saved['data']['train']} training records, "
-                         f"fingerprint {saved['data']['fingerprint']}); resuming needs the same data")
+        raise ValueError("--keep-best and --early-stop need validation records (split 'valid')")
+    data = data_fingerprint(train_records, valid_records)
+    if saved is not None:
+        _check_same_data(resume, saved["data"], data)
 
     # Model: fresh (seeded) or from the checkpoint.
     torch.manual_seed(config.seed)
@@ -242,6 +396,8 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
     checker = ModelEncoder(model.encoder)
     for record in [*train_records, *valid_records]:
         checker.check(record)  # ValueError naming a record from another encoder, size or frame rate
+        if not np.isfinite(np.asarray(record["audio_embedding"], dtype=np.float32)).all():
+            raise ValueError(f"record {record.get('id')!r}: 'audio_embedding' holds NaN or inf")
     if config.grad_checkpointing:
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     train_examples = [model.example(r) for r in train_records]
@@ -253,16 +409,20 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
     batches_per_epoch = math.ceil(len(train_examples) / (config.batch_size * share.world))
     total_steps = config.steps or max(1, math.ceil(config.epochs * batches_per_epoch / config.grad_accum))
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if saved is not None:
+        _restore_optimizer(optimizer, saved, tensors, model.device, resume)
+    # Resumed: the schedule continues at the saved step (`initial_lr` comes with the optimizer's groups).
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, config.warmup, total_steps, config.min_lr_ratio))
+        optimizer, lambda step: lr_factor(step, config.warmup, total_steps, config.min_lr_ratio),
+        last_epoch=-1 if saved is None else saved["step"] - 1)
     ddp = None
     if share.world > 1:  # averages the gradients of the trainable parameters over the ranks in backward
         device = torch.device(config.device)
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    run = Run(config, model, optimizer, scheduler, train_examples, valid_examples, fingerprint, total_steps,
+    run = Run(config, model, optimizer, scheduler, train_examples, valid_examples, data, total_steps,
               share=share, ddp=ddp)
     if saved is not None:
-        _restore_trainer_state(run, Path(resume), saved)
+        _restore_trainer_state(run, saved, tensors, resume)
     return run
 
 
@@ -322,7 +482,8 @@ def evaluate(run: Run, examples: Sequence[Example] | None = None) -> float | Non
 
 def train(run: Run) -> Iterator[dict]:
     """Optimizer steps until `total_steps` (or `stop_requested`); yields each step's metrics.
-    Saves every `save_every` steps and at the end (also when stopped)."""
+    Saves every `save_every` steps and at the end (also when stopped). Raises TrainingDiverged,
+    before the optimizer step, when a step's loss or gradient norm is not finite."""
     config, model, optimizer, scheduler, state = run.config, run.model, run.optimizer, run.scheduler, run.state
     parameters = model.trainable_parameters()
     forward = run.ddp or model  # DDP: same forward, gradients averaged over the ranks in backward
@@ -351,18 +512,23 @@ def train(run: Run) -> Iterator[dict]:
                 # -> mean over the step's answer tokens (x world: DDP divides the summed gradients by it)
                 (loss * (weight * world / step_tokens)).backward()
             loss_sum += float(loss.detach()) * weight
-        grad_norm = (torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm) if config.max_grad_norm > 0
-                     else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm) if config.max_grad_norm > 0
+                          else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
+        tokens = sum(int(b.attention_mask.sum()) for b, w in zip(batches, weights) if w)
+        loss_sum, tokens, stops = distributed.all_sum(loss_sum, tokens, float(run.stop_requested))
+        loss = loss_sum / step_tokens  # every rank has the same loss and (averaged) gradients: all stop together
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            raise TrainingDiverged(f"training diverged at step {state.step + 1}: loss {loss:.4g}, gradient norm "
+                                   f"{grad_norm:.4g} (not finite); the step was not applied and nothing was saved",
+                                   state.step + 1, loss, grad_norm)
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
         state.step += 1
-        tokens = sum(int(b.attention_mask.sum()) for b, w in zip(batches, weights) if w)
-        loss_sum, tokens, stops = distributed.all_sum(loss_sum, tokens, float(run.stop_requested))
         stopping = stops > 0
         seconds = time.perf_counter() - started
-        metrics = {"step": state.step, "epoch": epoch, "loss": loss_sum / step_tokens, "lr": lr,
-                   "grad_norm": float(grad_norm), "tokens_per_s": tokens / seconds, "s_per_step": seconds}
+        metrics = {"step": state.step, "epoch": epoch, "loss": loss, "lr": lr,
+                   "grad_norm": grad_norm, "tokens_per_s": tokens / seconds, "s_per_step": seconds}
         if (config.val_every and state.step % config.val_every == 0) or state.step == run.total_steps:
             metrics["val_loss"] = evaluate(run)
             _track_best(run, metrics)
@@ -386,7 +552,7 @@ def _track_best(run: Run, metrics: dict) -> None:
     state, config, loss = run.state, run.config, metrics["val_loss"]
     if loss is None:
         return
-    if state.best_val_loss is None or loss < state.best_val_loss:
+    if math.isfinite(loss) and (state.best_val_loss is None or loss < state.best_val_loss):  # NaN is never best
         state.best_val_loss, state.best_step, state.validations_since_best = loss, state.step, 0
         metrics["best"] = True
         if config.keep_best:
@@ -407,8 +573,13 @@ def _rng_key(name: str, rank: int) -> str:
 
 def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
     """Model checkpoint + trainer state, written into a temporary folder and renamed into place.
-    Under torchrun every rank calls it (its RNG state is gathered) and rank 0 writes."""
+    Under torchrun every rank calls it (its RNG state is gathered) and rank 0 writes. Raises
+    TrainingDiverged, writing nothing, when a trainable weight is not finite."""
     folder = Path(folder or run.config.output)
+    broken = [name for name, p in run.model.named_parameters() if p.requires_grad and not bool(torch.isfinite(p).all())]
+    if broken:  # same weights on every rank: all refuse together
+        raise TrainingDiverged(f"the weights after step {run.state.step} are not finite (NaN or inf) in {len(broken)} "
+                               f"tensors ({', '.join(broken[:2])}): not saved to {folder}", run.state.step)
     rng = {"rng.torch": distributed.gather_tensors(torch.get_rng_state())}
     if torch.cuda.is_available():
         rng["rng.cuda"] = distributed.gather_tensors(torch.cuda.get_rng_state())
@@ -425,10 +596,9 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in tensors.items()}, staging / TRAINER_STATE_TENSORS)
-        trainer_state = {"format": "mllm-sft-trainer", "version": 1, **asdict(run.state),
+        trainer_state = {"format": TRAINER_STATE_FORMAT, "version": TRAINER_STATE_VERSION, **asdict(run.state),
                          "total_steps": run.total_steps, "world_size": run.share.world, "config": asdict(run.config),
-                         "data": {"train": len(run.train_examples), "valid": len(run.valid_examples),
-                                  "fingerprint": run.data_fingerprint},
+                         "data": run.data,
                          "optimizer": optimizer_json, "scheduler": run.scheduler.state_dict(),
                          "last_metrics": run.last_metrics}
         (staging / TRAINER_STATE_JSON).write_text(json.dumps(trainer_state, indent=2) + "\n")
@@ -436,6 +606,8 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         distributed.barrier()
+    if folder == Path(run.config.output):
+        run.saved_step = run.state.step
     return folder
 
 
@@ -452,24 +624,33 @@ def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]
     return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
 
 
-def _restore_trainer_state(run: Run, folder: Path, saved: dict) -> None:
-    from safetensors.torch import load_file
-
-    tensors = load_file(folder / TRAINER_STATE_TENSORS)
+def _restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict, tensors: dict, device, folder) -> None:
+    """AdamW's state from the flattened form `save` wrote (CheckpointError naming the files when it does not fit)."""
     state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value.to(run.model.device)
-    for index, values in saved["optimizer"]["scalars"].items():
-        state.setdefault(int(index), {}).update(values)
-    run.optimizer.load_state_dict({"state": state, "param_groups": saved["optimizer"]["param_groups"]})
-    run.scheduler.load_state_dict(saved["scheduler"])
+    try:
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value.to(device)
+        for index, values in saved["optimizer"]["scalars"].items():
+            state.setdefault(int(index), {}).update(values)
+        optimizer.load_state_dict({"state": state, "param_groups": saved["optimizer"]["param_groups"]})
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{Path(folder) / TRAINER_STATE_JSON} and {TRAINER_STATE_TENSORS}: the optimizer state "
+                              f"does not fit the model ({type(exc).__name__}: {exc})") from None
+
+
+def _restore_trainer_state(run: Run, saved: dict, tensors: dict, folder) -> None:
+    """The cursor, best-so-far and RNG of the run saved in `folder`."""
     run.state = TrainerState(**{f.name: saved[f.name] for f in fields(TrainerState) if f.name in saved})
-    run.total_steps = saved["total_steps"]
     run.last_metrics = saved.get("last_metrics", {})
+    if Path(folder).resolve() == Path(run.config.output).resolve():
+        run.saved_step = run.state.step
     # Last: building the model drew random numbers; the resumed run must draw what the original would.
     rank = run.share.rank
-    torch.set_rng_state(tensors[_rng_key("rng.torch", rank)])
+    key = _rng_key("rng.torch", rank)
+    if key not in tensors:
+        raise CheckpointError(f"{Path(folder) / TRAINER_STATE_TENSORS} lacks {key}")
+    torch.set_rng_state(tensors[key])
     if _rng_key("rng.cuda", rank) in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors[_rng_key("rng.cuda", rank)])
