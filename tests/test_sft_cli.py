@@ -56,7 +56,9 @@ def test_sft_writes_metrics_and_a_checkpoint(pipeline, tmp_path):
 
 
 def test_help_and_bad_input(pipeline, tmp_path):
-    assert "mllm sft" in invoke("sft", "--help").stdout
+    help_text = invoke("sft", "--help").stdout
+    assert "mllm sft" in help_text and "--extend-to" in help_text
+    assert "--resume runs/key --steps" not in help_text  # refused now: the example would fail
     plain = tmp_path / "plain.jsonl"
     plain.write_text('{"id": "a", "messages": []}\n')
     result = invoke("sft", plain, "--llm", pipeline[1], expect=2)

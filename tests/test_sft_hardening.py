@@ -112,6 +112,7 @@ def test_resume_refuses_other_options_and_carries_over_the_changeable_ones(pipel
     longer = invoke("sft", records, "--llm", llm, "--resume", folder, "--steps", 8, expect=2)
     assert "--steps is 8, the checkpoint's is 4" in " ".join(longer.stderr.split()) and "--extend-to" in longer.stderr
     for args, option in ((("--lr", 1), "--lr"), (("--lora-rank", 2), "--lora-rank"), (("--encoder", "dsp"), "--encoder"),
+                         (("--encoder", "chroma+onset+loudness", "--frame-rate", 5), "--frame-rate"),  # trained at 2
                          (("--extend-to", 4), "--extend-to")):
         result = invoke("sft", records, "--llm", llm, "--resume", folder, *args, expect=2)
         assert option in result.stderr and not result.stdout
