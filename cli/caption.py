@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, finish, open_generator,
+from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, finish, open_generator,
                              open_output, progress, refuse_output_over_input, resumed_ids, stream_errors)
 from mllm.core.infer.resume import skip_done
 from mllm.core.io.errors import StreamSummary
@@ -31,6 +31,7 @@ def command(
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (float16 on GPU)."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Generate a free-text answer for every record and write it as `response`.
 
@@ -52,6 +53,7 @@ def command(
 
         mllm caption clips.enc.jsonl --model runs/caption --sample --temperature 0.7 --seed 3 | mllm eval-caption
     """
+    set_threads(threads)
     from mllm.core.infer.captions import STAGE, caption_records
 
     refuse_output_over_input(output, input)

@@ -34,8 +34,27 @@ INPUT_HELP = "Input records: a JSONL or Parquet file (detected from the bytes), 
 OUTPUT_HELP = "Write records here instead of stdout; the format follows the extension (.parquet, .jsonl)."
 FORMAT_HELP = "Output format: jsonl or parquet (default: from the -o extension, else jsonl)."
 ALLOW_ERRORS_HELP = "Exit 0 even when some records failed (they are still written as error records)."
+THREADS_HELP = ("Threads of torch, BLAS and numba (also $MLLM_THREADS). Default: $OMP_NUM_THREADS if set, else a third of "
+                "the cores when stdin or stdout is a pipe (stages of a pipeline share the cores), else every core.")
 RESUME_HELP = ("With -o FILE (JSONL): continue a stopped run from FILE.partial (or complete FILE): records done are "
                "skipped, failed ones done again, the rest appended.")
+
+
+def threads_option():
+    """The `--threads` option of every command that computes (a fresh OptionInfo per command)."""
+    return typer.Option(None, "--threads", help=THREADS_HELP, show_default=False)
+
+
+def set_threads(threads: int | None) -> int:
+    """Size torch/BLAS/numba thread pools for this command (core/threads.py); exit 2 on a bad count."""
+    from mllm.core.threads import choose_threads, use_threads
+
+    try:
+        count = choose_threads(threads)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    use_threads(count)
+    return count
 
 
 def fail(message: str) -> typer.Exit:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress,
+from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress,
                              refuse_output_over_input, stream_errors)
 from mllm.core.encoders import EmbeddingCache, EncodeOptions, EncoderError, encode_records, load_encoder
 from mllm.core.encoders.dsp import DSP_ENCODERS, DSP_FEATURES
@@ -36,6 +36,7 @@ def command(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let a model folder run its own Python code (MERT needs it). Off unless given."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: encode only records i, i+n, i+2n, ... (0-based), for n parallel jobs."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Encode audio into frame embeddings pooled to a frame rate (`audio_embedding` [T, D]).
 
@@ -55,6 +56,7 @@ def command(
 
         torchrun --nproc-per-node 4 -m mllm.cli encode clips.jsonl --encoder models/hubert/ -o out/emb.jsonl
     """
+    set_threads(threads)
     try:
         share = torchrun_share(parse_shard(shard) if shard else (0, 1))
         options = EncodeOptions(frame_rate=frame_rate, batch_size=batch_size, store_dtype=store_dtype, shard=share).check()

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, finish_report, progress,
+from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, finish_report, progress,
                              refuse_output_over_input, stream_errors)
 from mllm.core.evaluation.captions import METRIC_GROUPS, CaptionOptions, check_options, evaluate, open_input
 from mllm.core.evaluation.cmi_bench import CmiBenchError
@@ -34,6 +34,7 @@ def command(
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Score generated captions against references: BLEU, METEOR, ROUGE-L, CIDEr, BERTScore.
 
@@ -55,6 +56,7 @@ def command(
 
         mllm eval-caption captions.jsonl --bertscore-model models/roberta-large/
     """
+    set_threads(threads)
     refuse_output_over_input(output, input)
     chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
     if bertscore_model and "bertscore" not in chosen:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from mllm.cli.common import (
+    set_threads, threads_option,
     ALLOW_ERRORS_HELP,
     FORMAT_HELP,
     INPUT_HELP,
@@ -67,6 +68,7 @@ def command(
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Score answers against MIR references: key, tempo, beats, chords, labels, numbers.
 
@@ -82,6 +84,7 @@ def command(
 
         mllm eval-mir results/qwen2_GS_key.jsonl --compare results/salmonn_GS_key.jsonl
     """
+    set_threads(threads)
     refuse_output_over_input(output, input, compare_with)
     if read_from not in ("auto", "prediction", "response"):
         raise fail(f"--read-from must be auto, prediction or response, got {read_from!r}")

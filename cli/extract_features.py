@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from mllm.cli.common import (
+    set_threads, threads_option,
     ALLOW_ERRORS_HELP,
     FORMAT_HELP,
     INPUT_HELP,
@@ -33,6 +34,7 @@ def command(
     workers: int = typer.Option(1, "--workers", help="Worker processes (one core each); output keeps the input order."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: analyse only records i, i+n, i+2n, ... (0-based), e.g. $SLURM_ARRAY_TASK_ID/8 or $RANK/$WORLD_SIZE."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Add `features` to each record: duration, tempo, beats, downbeats and meter, key, chords, loudness.
 
@@ -48,6 +50,7 @@ def command(
 
         mllm extract-features big.jsonl --shard $SLURM_ARRAY_TASK_ID/16 -o part-$SLURM_ARRAY_TASK_ID.jsonl
     """
+    set_threads(threads)
     refuse_output_over_input(output, input)
     if workers < 1:
         raise fail(f"--workers must be >= 1, got {workers}")

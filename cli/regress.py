@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from mllm.cli.common import (
+    set_threads, threads_option,
     ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, console, fail, finish, name_value_pairs,
     open_generator, open_output, progress, refuse_output_over_input, resumed_ids, stream_errors,
 )
@@ -36,6 +37,7 @@ def command(
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (float16 on GPU)."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Predict numeric targets and write `prediction` {name: value, ..., "parse_ok"}.
 
@@ -60,6 +62,7 @@ def command(
 
         mllm regress deam.instructions.jsonl --model runs/emotion --targets task | mllm eval-mir
     """
+    set_threads(threads)
     names = tuple(t.strip() for t in targets.split(",") if t.strip())
     if not names:
         raise fail("--targets names no target")

@@ -12,7 +12,7 @@ import orjson
 import typer
 
 from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_RECORDS_FAILED, EXIT_TRAINING_DIVERGED,
-                             INPUT_HELP, console, fail, progress, stream_errors)
+                             INPUT_HELP, console, fail, progress, set_threads, stream_errors, threads_option)
 from mllm.core.io.errors import StreamSummary, has_error
 from mllm.core.io.records import read_records
 from mllm.core.model import DEFAULT_SYSTEM_PROMPT
@@ -61,6 +61,7 @@ def command(
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, the data order and dropout."),
     system_prompt: str = typer.Option(DEFAULT_SYSTEM_PROMPT, "--system-prompt", help="System turn added to records without one ('' = none: the template's default)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto (CUDA when available; the rank's GPU under torchrun)."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Fine-tune a MusicLLM: a projector from the audio embedding to the LLM, plus a LoRA adapter.
 
@@ -92,6 +93,7 @@ def command(
 
         torchrun --nproc-per-node 2 -m mllm.cli sft instructions.enc.jsonl -o runs/key --batch-size 4
     """
+    set_threads(threads)
     given = {name for name in ctx.params  # the options the user chose (typer's ParameterSource is its own enum: by name)
              if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
     if device == "auto":
@@ -174,6 +176,11 @@ def _encoded(records, spec, cache, trust_remote_code, device) -> list[dict]:
 
     encoding = ModelEncoder(spec, device=device, cache=EmbeddingCache(cache) if cache else None,
                             trust_remote_code=trust_remote_code)
+    if any("audio_embedding" not in r and not has_error(r) for r in records):
+        try:
+            encoding.encoding()  # load it now: an encoder that cannot load stops the command (exit 2)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
     out = []
     with progress(disable=os.environ.get("RANK", "0") != "0") as bar:  # under torchrun: rank 0's bar only
         task = bar.add_task("encode", total=len(records))

@@ -9,7 +9,7 @@ from typing import Optional
 import soundfile
 import typer
 
-from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, fail, finish, progress, stream_errors
+from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, fail, finish, progress, set_threads, stream_errors, threads_option
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
 from mllm.core.synth.corpus import SOURCES, SynthOptions, synthesize
@@ -56,6 +56,7 @@ def command(
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     stdout: bool = typer.Option(True, "--stdout/--no-stdout", help="Also write the manifest records to stdout, for a pipeline."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Render a labelled corpus: audio files plus a manifest with exact labels.
 
@@ -71,6 +72,7 @@ def command(
 
         mllm synth chorales/ --n 50 --source scores --sample-rate 16000 --midi --no-stdout
     """
+    set_threads(threads)
     if n < 0:
         raise fail(f"--n must be >= 0, got {n}")
     if workers < 1:

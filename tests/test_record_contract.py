@@ -300,3 +300,8 @@ def test_bad_numeric_options_exit_2_naming_the_option(args, named, answers, tmp_
     result = invoke(*[a.format(answers=answers, tmp=tmp_path) for a in args], expect=2)
     assert named in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "corpus").exists()
+
+
+def test_sft_with_an_encoder_that_cannot_load_stops_at_once(clips, tmp_path):
+    result = invoke("sft", clips, "--encoder", tmp_path / "no-such-model", "-o", tmp_path / "ckpt", expect=2)
+    assert "no-such-model" in result.stderr and not (tmp_path / "ckpt").exists()
