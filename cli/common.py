@@ -45,15 +45,16 @@ def threads_option():
     return typer.Option(None, "--threads", help=THREADS_HELP, show_default=False)
 
 
-def set_threads(threads: int | None) -> int:
-    """Size torch/BLAS/numba thread pools for this command (core/threads.py); exit 2 on a bad count."""
+def set_threads(threads: int | None, workers: int = 1) -> int:
+    """Size torch/BLAS/numba thread pools for this command and its `workers` processes
+    (core/threads.py); exit 2 on a bad count."""
     from mllm.core.threads import choose_threads, use_threads
 
     try:
         count = choose_threads(threads)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    use_threads(count)
+    use_threads(count, workers=max(1, workers))
     return count
 
 

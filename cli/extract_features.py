@@ -50,7 +50,7 @@ def command(
 
         mllm extract-features big.jsonl --shard $SLURM_ARRAY_TASK_ID/16 -o part-$SLURM_ARRAY_TASK_ID.jsonl
     """
-    set_threads(threads)
+    set_threads(threads, workers=workers)
     refuse_output_over_input(output, input)
     if workers < 1:
         raise fail(f"--workers must be >= 1, got {workers}")

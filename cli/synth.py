@@ -72,7 +72,7 @@ def command(
 
         mllm synth chorales/ --n 50 --source scores --sample-rate 16000 --midi --no-stdout
     """
-    set_threads(threads)
+    set_threads(threads, workers=workers)
     if n < 0:
         raise fail(f"--n must be >= 0, got {n}")
     if workers < 1:

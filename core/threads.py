@@ -15,8 +15,9 @@ The rule when nothing is asked for:
 3. alone (files in and out, or a terminal): every core this process may run on.
 
 `use_threads` also sets OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS and
-NUMBA_NUM_THREADS for the processes the command starts (extract-features and synth workers,
-torchrun ranks inherit what their launcher set), which otherwise would each start a pool per core.
+NUMBA_NUM_THREADS for the processes the command starts, which otherwise would each start a pool
+per core: `--workers N` processes of extract-features and synth share the count (count // N
+each, at least one). torchrun ranks get what their launcher's environment says.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def choose_threads(requested: int | None = None, environ: dict | None = None) ->
     return max(1, cores // PIPELINE_SHARE) if in_pipeline() else cores
 
 
-def use_threads(count: int) -> None:
-    """Size every thread pool of this process to `count`, and those of the processes it starts."""
+def use_threads(count: int, workers: int = 1) -> None:
+    """Size every thread pool of this process to `count`, and those of the processes it starts:
+    `workers` processes working at once share the count (at least one thread each)."""
     for name in POOL_VARIABLES:
-        os.environ[name] = str(count)
+        os.environ[name] = str(max(1, count // workers))
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=count)  # OpenBLAS/MKL/OpenMP already loaded (numpy, scipy, torch)

@@ -86,7 +86,7 @@ def test_bad_options_stop_with_a_message(tmp_path):
         (["--meters", "5/4"], "--meters: unknown 5/4"),
         (["--tempo-range", "fast"], "--tempo-range takes LOW,HIGH"),
         (["--tempo-range", "150,90"], "tempo range must be LOW,HIGH"),
-        (["--seconds", "0"], "seconds must be positive"),
+        (["--seconds", "0"], "--seconds must be a finite number > 0"),
         (["--subtype", "MP3"], "--subtype must be one of"),
         (["--source", "midi"], "source must be one of"),
         (["--workers", "0"], "--workers must be >= 1"),

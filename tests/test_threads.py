@@ -53,5 +53,9 @@ def test_use_threads_sizes_torch_blas_and_child_processes(monkeypatch):
         child = subprocess.run([sys.executable, "-c", "import os; print(os.environ['OMP_NUM_THREADS'])"],
                                capture_output=True, text=True)
         assert child.stdout.strip() == "1"
+        use_threads(4, workers=3)  # --workers 3: each worker process gets 4 // 3 threads
+        assert os.environ["OMP_NUM_THREADS"] == "1" and torch.get_num_threads() == 4
+        use_threads(4, workers=2)
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
     finally:
         use_threads(before)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -160,7 +161,9 @@ def make_clip(plan: ClipPlan, out_dir: str | Path, options: SynthOptions) -> Rec
         audio, gain = render(piece.midi, piece.duration, options.sample_rate, renderer=options.renderer, soundfont=options.soundfont)
         path = out_dir / "audio" / f"{plan.id}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        soundfile.write(str(path), audio, options.sample_rate, subtype=options.subtype, format="WAV")
+        partial = path.with_name(path.name + ".partial")  # renamed when whole: a kill leaves no short wav
+        soundfile.write(str(partial), audio, options.sample_rate, subtype=options.subtype, format="WAV")
+        os.replace(partial, path)
         if options.write_midi:
             midi_path = out_dir / "midi" / f"{plan.id}.mid"
             midi_path.parent.mkdir(parents=True, exist_ok=True)
