@@ -145,3 +145,71 @@ def test_windows_cover_the_audio():
     assert windows(25.0, 10.0, keep_last=False) == [(0.0, 10.0), (10.0, 20.0)]
     assert windows(20.0, 10.0, hop=5.0) == [(0.0, 10.0), (5.0, 15.0), (10.0, 20.0)]
     assert windows(4.0, 10.0) == [(0.0, 4.0)]
+
+
+# --- streaming: the same samples, one block at a time ---------------------------------------------
+
+
+def whole_span(path, sample_rate, start=0.0, end=None):
+    """The span decoded the way load_audio did before it streamed: all of it at the file's rate."""
+    import soxr
+
+    with soundfile.SoundFile(str(path)) as handle:
+        rate, total = handle.samplerate, handle.frames
+        first = int(round(start * rate))
+        last = total if end is None else min(total, int(round(end * rate)))
+        handle.seek(first)
+        samples = handle.read(last - first, dtype="float32", always_2d=True)
+    mono = samples.mean(axis=1)
+    return mono if sample_rate in (None, rate) else soxr.resample(mono, rate, sample_rate, quality="HQ")
+
+
+@pytest.mark.parametrize("suffix, options", FORMATS, ids=["wav", "flac", "vorbis", "opus", "mp3"])
+def test_streamed_decoding_gives_the_samples_of_whole_decoding(tmp_path, suffix, options):
+    from mllm.core.audio import open_audio
+
+    rate = 48000 if options.get("subtype") == "OPUS" else 44100
+    path = tmp_path / f"noise.{suffix}"
+    rng = np.random.default_rng(0)
+    soundfile.write(path, (0.2 * rng.standard_normal((rate * 25 + 17, 2))).astype(np.float32), rate, **options)
+    for sample_rate, start, end in [(22050, 0.0, None), (16000, 3.3, 21.7), (None, 1.0, None), (24000, 2.2, 99.0)]:
+        stream = open_audio(path, sample_rate=sample_rate, start=start, end=end, block_seconds=2.0)
+        blocks = list(stream)
+        assert len(blocks) > 5  # it did stream
+        streamed, whole = np.concatenate(blocks), whole_span(path, sample_rate, start, end)
+        assert streamed.size == whole.size
+        # Bit for bit, but for Opus's last samples: after the file's final 20 ms frame libsndfile
+        # decodes them differently depending on how much is read at once, whole or in blocks.
+        keep = whole.size - (int(0.05 * (sample_rate or rate)) if options.get("subtype") == "OPUS" else 0)
+        assert np.array_equal(streamed[:keep], whole[:keep])
+        assert stream.expected_samples == streamed.size  # the length the header promises (the cache relies on it)
+        assert np.array_equal(load_audio(path, sample_rate=sample_rate, start=start, end=end).samples[:keep], streamed[:keep])
+
+
+def test_audioread_reads_the_span_libsndfile_reads(tmp_path):
+    from mllm.core.audio.decode import _AudioreadSource, _SoundfileSource
+
+    path = tmp_path / "pcm16.wav"  # audioread's standard-library reader opens 16-bit WAV
+    soundfile.write(path, tone(6.0, 8000, channels=2), 8000, subtype="PCM_16")
+    for start, end in [(0.0, None), (2.5, 4.25), (5.0, 30.0)]:
+        ours, theirs = _SoundfileSource(path, start, end), _AudioreadSource(path, start, end)
+        try:
+            assert np.array_equal(np.concatenate(list(theirs.blocks(1000))), np.concatenate(list(ours.blocks(1000))))
+        finally:
+            ours.close()
+            theirs.close()
+
+
+def test_a_span_over_the_bound_is_refused_before_decoding(tmp_path):
+    from mllm.core.audio import AudioTooLong
+
+    path = tmp_path / "ten.wav"
+    soundfile.write(path, tone(10.0, 8000), 8000)
+    with pytest.raises(AudioTooLong, match=r"10\.0 s long, over the bound of 6 s"):
+        load_audio(path, longest=6.0)
+    assert load_audio(path, start=2.0, end=8.0, longest=6.0).duration == pytest.approx(6.0)
+    record = {"id": "x", "audio": str(path)}
+    with pytest.raises(AudioTooLong, match=r"^field 'audio': .*at most 6 s"):
+        record_audio(record, longest=6.0, purpose="the test")
+    with pytest.raises(AudioTooLong, match=r"^field 'end': .*the test takes at most 6 s"):
+        record_audio(dict(record, start=1.0, end=9.5), longest=6.0, purpose="the test")

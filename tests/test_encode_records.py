@@ -172,18 +172,23 @@ def test_cache_files_are_safetensors_and_broken_ones_are_rewritten(clips, tmp_pa
     assert cache.get(files[0].stem) is not None  # written again
 
 
-def test_a_cache_that_cannot_be_written_does_not_fail_records(clips, tmp_path, monkeypatch):
-    import safetensors.numpy
+def test_a_cache_that_cannot_be_written_does_not_fail_records(clips, tmp_path):
+    import resource
 
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(safetensors.numpy, "save_file", disk_full)
+    # The kernel refuses writes past 512 bytes (EFBIG; Python ignores SIGXFSZ), as a full disk
+    # refuses them: each entry (30 or 13 frames x 12 float32, and a header) fails half written.
     cache = EmbeddingCache(tmp_path / "cache")
-    out = list(encode_records(clips[:2], load_encoder("chroma"), cache=cache))
+    encoder = load_encoder("chroma")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512, hard))
+    try:
+        out = list(encode_records(clips[:2], encoder, cache=cache))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert all("error" not in r and r["audio_embedding"].shape[1] == 12 for r in out)
-    assert cache.write_errors == 2 and "No space" in cache.last_write_error
+    assert cache.write_errors == 2 and "too large" in cache.last_write_error
     assert not list((tmp_path / "cache").rglob("*.tmp"))  # no temporary file left behind
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))
 
 
 def test_shards_cover_every_record_once(clips):
@@ -226,3 +231,76 @@ def test_records_are_read_a_chunk_at_a_time(clips):
     stream = encode_records(source(), load_encoder("chroma"), EncodeOptions(batch_size=2, chunk_records=5))
     first = next(stream)
     assert first["id"] == "0" and len(read) == 5
+
+
+# --- the cache never returns a wrong embedding -----------------------------------------------------
+
+
+def planted(cache, record, encoder, options, value):
+    """Store `value` under the key the record's embedding is looked up by."""
+    from mllm.core.encoders.encode import ChunkEncoding
+
+    key = ChunkEncoding(encoder, options, cache).cache_key(record)
+    safetensors_numpy_save({"embedding": value}, cache.path(key))
+    return cache.path(key)
+
+
+def safetensors_numpy_save(tensors, path):
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+
+
+@pytest.mark.parametrize(
+    "frame_rate, value, reason",
+    [
+        (10.0, np.ones((29, 39), dtype=np.float32), "shape [29, 39]"),  # a frame short: another crop's entry
+        (10.0, np.ones((31, 39), dtype=np.float32), "shape [31, 39]"),
+        (10.0, np.ones((30, 12), dtype=np.float32), "shape [30, 12]"),  # another encoder's width
+        (0.0, np.ones((30, 39), dtype=np.float32), "shape [30, 39]"),  # frame rate 0 asks for one frame
+        (10.0, np.ones((30, 39), dtype=np.int32), "not a float array"),
+        (10.0, np.ones((30, 39, 1), dtype=np.float32), "not [T, D]"),
+        (10.0, np.full((30, 39), np.nan, dtype=np.float32), "NaN"),
+    ],
+    ids=["short", "long", "width", "rate-0", "int", "3-d", "nan"],
+)
+def test_a_wrong_cache_entry_is_a_miss_recomputed_and_overwritten(clips, tmp_path, frame_rate, value, reason):
+    record = clips[0]  # 3 s: [30, 39] at 10 Hz, [1, 39] at frame rate 0
+    encoder, options = load_encoder("dsp"), EncodeOptions(frame_rate=frame_rate, store_dtype="float32")
+    expected = list(encode_records([record], encoder, options))[0]["audio_embedding"]
+    cache = EmbeddingCache(tmp_path / "cache")
+    path = planted(cache, record, encoder, options, value)
+    counting = CountingEncoder(encoder)
+    out = list(encode_records([record], counting, options, cache=cache))[0]
+    assert counting.windows == 1 and np.array_equal(out["audio_embedding"], expected)
+    assert (cache.hits, cache.misses, cache.rejected) == (0, 1, 1) and reason in cache.last_rejection
+    from safetensors.numpy import load_file
+
+    assert np.array_equal(load_file(str(path))["embedding"], expected)  # overwritten with the right one
+    again = CountingEncoder(encoder)
+    assert np.array_equal(list(encode_records([record], again, options, cache=cache))[0]["audio_embedding"], expected)
+    assert again.windows == 0 and cache.hits == 1
+
+
+def test_a_cached_crop_is_checked_against_the_crop(clips, tmp_path):
+    record = dict(clips[0], start=0.5, end=2.25)  # 1.75 s: 18 frames at 10 Hz
+    encoder, options = load_encoder("chroma"), EncodeOptions(frame_rate=10)
+    cache = EmbeddingCache(tmp_path / "cache")
+    planted(cache, record, encoder, options, np.zeros((30, 12), dtype=np.float32))  # the whole file's length
+    out = list(encode_records([record], encoder, options, cache=cache))[0]
+    assert out["audio_embedding"].shape == (18, 12) and cache.rejected == 1
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_cache_files_get_the_users_normal_permissions(clips, tmp_path, umask, mode):
+    import os
+
+    previous = os.umask(umask)
+    try:
+        cache = EmbeddingCache(tmp_path / "cache")
+        list(encode_records(clips[:1], load_encoder("chroma"), cache=cache))
+    finally:
+        os.umask(previous)
+    files = list((tmp_path / "cache").rglob("*.safetensors"))
+    assert len(files) == 1 and files[0].stat().st_mode & 0o777 == mode

@@ -19,15 +19,21 @@ The device is not part of the key: CPU and GPU results differ only by float roun
 Files: `DIR/<first two hex digits>/<key>.safetensors` with one float32 tensor `embedding` and
 string metadata (encoder, layer, frame rate, audio path, crop) for people who look inside. A file
 is written to a temporary name in the same folder and renamed into place, so a reader never sees
-half a file and concurrent writers (torchrun ranks) do not corrupt each other. Never pickle: a
-cache file is data only. A file that cannot be read counts as a miss and is written again.
+half a file and concurrent writers (torchrun ranks) do not corrupt each other; it gets the user's
+normal file permissions (0666 less the umask). Never pickle: a cache file is data only.
+
+A file that cannot be read counts as a miss and is written again. So does an entry that is not
+what the record asks for: `get(key, shape=(T, D))` returns only a finite float array of exactly
+that shape (encode.py passes [ceil(duration * frame_rate), D] of the record's span, one frame at
+frame rate 0), so a stale, foreign or planted entry under the right key is recomputed and
+overwritten, never returned.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +67,8 @@ class EmbeddingCache:
         self.misses = 0
         self.write_errors = 0  # entries that could not be written (disk full...): the records still get their embedding
         self.last_write_error = ""
+        self.rejected = 0  # entries found but not what was asked (wrong shape, not float, not finite): recomputed
+        self.last_rejection = ""
 
     @staticmethod
     def key(*, audio_sha256: str, start: float | None, end: float | None, encoder: str, layer: Any, frame_rate: float) -> str:
@@ -78,7 +86,12 @@ class EmbeddingCache:
     def path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.safetensors"
 
-    def get(self, key: str) -> np.ndarray | None:
+    def get(self, key: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The float32 embedding stored under `key`, or None (a miss): no file, a file that cannot
+        be read, or an entry that is not what was asked (`shape`, when given: [T, D] the record's
+        span and the encoder give), not a 2-D float array, or not finite. Such an entry is counted
+        in `rejected` (its reason in `last_rejection`) and is overwritten when the record is
+        encoded again: a wrong entry is recomputed, never returned."""
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
@@ -88,25 +101,35 @@ class EmbeddingCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except (SafetensorError, OSError, KeyError, ValueError):
+        except (SafetensorError, OSError, KeyError, ValueError, TypeError):
             self.misses += 1  # unreadable or foreign: recompute and overwrite
             return None
+        reason = _wrong_entry(embedding, shape)
+        if reason is not None:
+            self.misses += 1
+            self.rejected += 1
+            self.last_rejection = f"{path}: {reason}"
+            return None
         self.hits += 1
-        return embedding
+        return embedding.astype(np.float32, copy=False)
 
     def put(self, key: str, embedding: np.ndarray, metadata: dict[str, Any] | None = None) -> Path | None:
         """Store `embedding` (as float32) under `key`; returns the file, or None when it could not be
-        written (counted in `write_errors`, the reason in `last_write_error`)."""
-        from safetensors.numpy import save_file
+        written (counted in `write_errors`, the reason in `last_write_error`). The file gets the
+        permissions of any file the user creates (0666 less the umask: 0644 under umask 022)."""
+        from safetensors.numpy import save
 
         path = self.path(key)
         text = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in (metadata or {}).items()}
+        data = save({"embedding": np.ascontiguousarray(embedding, dtype=np.float32)}, metadata=text)
         temporary = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-            os.close(handle)
-            save_file({"embedding": np.ascontiguousarray(embedding, dtype=np.float32)}, temporary, metadata=text)
+            # A new name no other writer uses, created as open() creates files (0666 less the umask);
+            # tempfile.mkstemp and safetensors' save_file make 0600 files.
+            temporary = path.parent / f".{key}.{uuid.uuid4().hex}.tmp"
+            with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as handle:
+                handle.write(data)
             os.replace(temporary, path)
         except OSError as exc:
             if temporary is not None:
@@ -115,3 +138,16 @@ class EmbeddingCache:
             self.last_write_error = str(exc)
             return None
         return path
+
+
+def _wrong_entry(embedding: np.ndarray, shape: tuple[int, int] | None) -> str | None:
+    """Why a stored array is not a usable embedding of `shape`, or None."""
+    if embedding.dtype.kind != "f":
+        return f"dtype {embedding.dtype}, not a float array"
+    if embedding.ndim != 2:
+        return f"shape {list(embedding.shape)}, not [T, D]"
+    if shape is not None and tuple(embedding.shape) != tuple(shape):
+        return f"shape {list(embedding.shape)}, the record asks for {list(shape)}"
+    if not np.isfinite(embedding).all():
+        return "holds NaN or infinite values"
+    return None

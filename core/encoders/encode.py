@@ -14,8 +14,17 @@ A record whose audio is missing or broken becomes an error record (stage `encode
 failed upstream pass through.
 
 Memory is flat: records are read in chunks (4 batches by default), decoded, encoded and written
-before the next chunk is read. A record's crop is decoded whole, so an hour-long file without
-`start`/`end` costs an hour of samples while it is encoded.
+before the next chunk is read. A span up to STREAMED_SECONDS (60 s) is decoded whole and its
+windows are batched with those of the chunk's other records; a longer one is decoded, encoded
+and pooled window by window as it streams from the file, so memory holds a batch of windows and
+the pooled result, not the span (an hour-long file costs what its [T, D] result costs). Encoders
+without a window (wav2vec2-style models take the whole span in one call) refuse spans over
+UNWINDOWED_LONGEST_SECONDS (10 minutes): an error record naming the field (`audio`, or `end`)
+and the bound, not an out-of-memory kill.
+
+Cache entries are checked against what the record asks: an entry that is not a finite float
+[ceil(duration * frame_rate), D] array (one frame at frame rate 0; the duration from the file's
+header) is a miss, recomputed and overwritten (cache.py).
 
 Sharing the work (`core.io.shards`). `shard=(i, n)` keeps the records at positions i, i + n,
 i + 2n, ... of the input (0-based), so n jobs with i = 0..n-1 cover every record once. Under
@@ -28,14 +37,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
-from mllm.core.audio import record_audio, record_path, record_span
+from mllm.core.audio import record_audio_stream, record_path, record_span
+from mllm.core.audio.records import RecordAudioStream
 from mllm.core.encoders.cache import EmbeddingCache, file_sha256
+from mllm.core.encoders.pooling import FramePooler, frame_count
 from mllm.core.encoders.registry import Encoder, layer_label
-from mllm.core.encoders.windows import embed_clips
+from mllm.core.encoders.windows import embed_clips, encode_clips, stream_windows
 from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
 from mllm.core.io.shards import take_shard
 
@@ -44,6 +56,9 @@ __all__ = ["ChunkEncoding", "EncodeOptions", "STAGE", "STORE_DTYPES", "encode_re
 STAGE = "encode"
 STORE_DTYPES = ("float16", "float32")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+STREAMED_SECONDS = 60.0  # longer spans are decoded and encoded window by window, one record at a time
+STREAMED_BATCH_SECONDS = 300.0  # audio in one batch of a streamed record's windows
+UNWINDOWED_LONGEST_SECONDS = 600.0  # the longest span an encoder without a window (wav2vec2-style) takes
 
 
 @dataclass
@@ -97,12 +112,32 @@ def _with_embedding(record: Record, embedding: np.ndarray, encoder: Encoder, opt
     return out
 
 
+def _head(blocks: Iterable[np.ndarray], limit: int) -> tuple[list[np.ndarray], Iterator[np.ndarray] | None]:
+    """The first blocks of a stream up to just past `limit` samples, and the rest of the stream
+    (None when the stream ended within the limit)."""
+    iterator = iter(blocks)
+    head, size = [], 0
+    for block in iterator:
+        head.append(block)
+        size += block.size
+        if size > limit:
+            return head, iterator
+    return head, None
+
+
 class ChunkEncoding:
     """One run: an encoder, options and an optional cache, applied chunk by chunk."""
 
     def __init__(self, encoder: Encoder, options: EncodeOptions, cache: EmbeddingCache | None):
         self.encoder, self.options, self.cache = encoder, options, cache
         self.hashes = _AudioHashes()
+        # Encoders without a window take a record's whole span in one call: bounded (module docstring).
+        self.longest = UNWINDOWED_LONGEST_SECONDS if encoder.window_seconds is None else None
+
+    def audio(self, record: Record) -> RecordAudioStream:
+        return record_audio_stream(
+            record, sample_rate=self.encoder.sample_rate, longest=self.longest, purpose=f"encoder {self.encoder.name} (no window)"
+        )
 
     def cache_key(self, record: Record) -> str | None:
         """The record's cache key, or None when its audio cannot be hashed (decoding will say why)."""
@@ -116,8 +151,44 @@ class ChunkEncoding:
             layer=layer_label(self.encoder.layer), frame_rate=self.options.frame_rate,
         )
 
+    def expected_shape(self, record: Record, audio: RecordAudioStream) -> tuple[int, int]:
+        """[ceil(duration * frame_rate), D] (one frame at frame rate 0) of the record's span: the
+        duration from the file's header, or by decoding the span once when the header cannot tell."""
+        samples = audio.expected_samples
+        if samples is None:
+            samples = sum(block.size for block in self.audio(record))
+        return frame_count(samples / self.encoder.sample_rate, self.options.frame_rate), self.encoder.dim
+
+    def encode_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """Pooled embedding of a clip that arrives in blocks, window by window: memory holds one
+        batch of windows (at most `batch_size` windows and STREAMED_BATCH_SECONDS of audio) and
+        the pooled result, never the clip (windows.stream_windows, pooling.FramePooler)."""
+        rate = self.encoder.sample_rate
+        pooler = FramePooler(self.options.frame_rate)
+        batch: list[tuple[float, np.ndarray]] = []
+        total = 0
+
+        def flush() -> None:
+            for (start, _), native in zip(batch, encode_clips(self.encoder, [samples for _, samples in batch], self.options.batch_size)):
+                if isinstance(native, Exception):
+                    raise native
+                pooler.add(native.frames, start + native.times)
+            batch.clear()
+
+        for start, samples in stream_windows(blocks, rate, self.encoder.window_seconds):
+            batch.append((start, samples))
+            total += samples.size
+            if len(batch) >= self.options.batch_size or sum(len(s) for _, s in batch) >= STREAMED_BATCH_SECONDS * rate:
+                flush()
+        if batch:
+            flush()
+        return pooler.finish(total / rate)
+
     def chunk(self, records: list[Record]) -> list[tuple[Record, bool]]:
-        """(output record, failed here) for each record of the chunk, in order."""
+        """(output record, failed here) for each record of the chunk, in order.
+
+        Spans up to STREAMED_SECONDS are decoded whole and their windows batched across the
+        chunk; longer ones are encoded at once, streamed (`encode_stream`)."""
         outputs: list[tuple[Record, bool] | None] = [None] * len(records)
         pending: list[tuple[int, str | None, np.ndarray]] = []
         for slot, record in enumerate(records):
@@ -125,12 +196,19 @@ class ChunkEncoding:
                 outputs[slot] = (record, False)
                 continue
             try:
+                audio = self.audio(record)
                 key = self.cache_key(record) if self.cache is not None else None
-                cached = self.cache.get(key) if self.cache is not None and key else None
-                if cached is not None:
-                    outputs[slot] = (_with_embedding(record, cached, self.encoder, self.options), False)
-                    continue
-                pending.append((slot, key, record_audio(record, sample_rate=self.encoder.sample_rate).samples))
+                if key:
+                    cached = self.cache.get(key, shape=self.expected_shape(record, audio))
+                    if cached is not None:
+                        audio.close()
+                        outputs[slot] = (_with_embedding(record, cached, self.encoder, self.options), False)
+                        continue
+                head, rest = _head(audio, int(STREAMED_SECONDS * self.encoder.sample_rate))
+                if rest is None:
+                    pending.append((slot, key, head[0] if len(head) == 1 else np.concatenate(head)))
+                else:
+                    outputs[slot] = (self._finished(record, key, self.encode_stream(chain(head, rest))), False)
             except Exception as exc:  # noqa: BLE001 - any failure of one record is that record's error
                 outputs[slot] = (with_error(record, STAGE, exc), True)
         embeddings = embed_clips(self.encoder, [samples for _, _, samples in pending], self.options.frame_rate, self.options.batch_size)
@@ -139,13 +217,16 @@ class ChunkEncoding:
             try:
                 if isinstance(embedding, Exception):
                     raise embedding
-                out = _with_embedding(record, embedding, self.encoder, self.options)
-                if self.cache is not None and key:
-                    self.cache.put(key, embedding, self._cache_metadata(record))
-                outputs[slot] = (out, False)
+                outputs[slot] = (self._finished(record, key, embedding), False)
             except Exception as exc:  # noqa: BLE001
                 outputs[slot] = (with_error(record, STAGE, exc), True)
         return [out for out in outputs if out is not None]
+
+    def _finished(self, record: Record, key: str | None, embedding: np.ndarray) -> Record:
+        out = _with_embedding(record, embedding, self.encoder, self.options)
+        if self.cache is not None and key:
+            self.cache.put(key, embedding, self._cache_metadata(record))
+        return out
 
     def _cache_metadata(self, record: Record) -> dict:
         return {

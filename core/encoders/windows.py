@@ -18,15 +18,15 @@ lengths only. A batch that fails is retried one window at a time, so one bad cli
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from mllm.core.audio import windows
 from mllm.core.encoders.pooling import pool_frames
 from mllm.core.encoders.registry import Encoder, EncoderError
 
-__all__ = ["NativeFrames", "embed_clips", "encode_clips", "split_windows"]
+__all__ = ["NativeFrames", "embed_clips", "encode_clips", "split_windows", "stream_windows"]
 
 
 @dataclass
@@ -44,17 +44,46 @@ class _Piece:
     samples: np.ndarray
 
 
+def stream_windows(
+    blocks: Iterable[np.ndarray], sample_rate: int, window_seconds: float | None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(start seconds, samples) of each window of a clip that arrives in blocks (a decoder's
+    stream): the windows `split_windows` cuts from the whole clip, holding one window at a time.
+
+    Window k runs from sample round(s_k * rate) to round(s_{k+1} * rate), s_k the start
+    `core.audio.windows` gives (k window lengths, rounded to the microsecond); the last is cut at
+    the end of the clip. None: one window, the whole clip.
+    """
+    if window_seconds is None:
+        parts = [np.asarray(block) for block in blocks]
+        if parts:
+            yield 0.0, parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return
+    if not window_seconds * sample_rate >= 1:
+        raise ValueError(f"a window of {window_seconds!r} s holds no sample at {sample_rate} Hz")
+    start = 0.0  # the window's start in seconds, accumulated as core.audio.windows accumulates it
+    first, boundary = 0, round(round(start + window_seconds, 6) * sample_rate)
+    parts: list[np.ndarray] = []
+    have = 0  # samples of the current window in `parts`
+    for block in blocks:
+        block = np.asarray(block)
+        while block.size:
+            take = block[: boundary - first - have]
+            parts.append(take)
+            have += take.size
+            block = block[take.size :]
+            if first + have == boundary:
+                yield first / sample_rate, parts[0] if len(parts) == 1 else np.concatenate(parts)
+                parts, have = [], 0
+                start += window_seconds
+                first, boundary = boundary, round(round(start + window_seconds, 6) * sample_rate)
+    if have:
+        yield first / sample_rate, parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def split_windows(samples: np.ndarray, sample_rate: int, window_seconds: float | None) -> list[tuple[float, np.ndarray]]:
     """(start seconds, samples) of each window of a clip; one window when it fits."""
-    duration = len(samples) / sample_rate
-    if window_seconds is None or duration <= window_seconds:
-        return [(0.0, samples)]
-    out = []
-    for start, end in windows(duration, window_seconds):
-        first, last = round(start * sample_rate), min(len(samples), round(end * sample_rate))
-        if last > first:
-            out.append((first / sample_rate, samples[first:last]))
-    return out
+    return list(stream_windows([samples], sample_rate, window_seconds))
 
 
 def _pieces(encoder: Encoder, clips: list[np.ndarray]) -> list[_Piece]:

@@ -8,7 +8,10 @@ A backend returns the `features` fields of docs/records.md ("Music fields"): dur
 tempo_bpm, beats, downbeats, meter, key, key_confidence, chords, loudness_lufs, backend. A
 field a backend cannot tell is None (or an empty list for times). A new backend is a module
 with an `analyse` function and one `register_backend` call; it is imported only when asked for,
-so a missing optional package costs nothing until then.
+so a missing optional package costs nothing until then. A module may also define
+`analyse_blocks(blocks, sample_rate)` (the same analysis on the signal as a decoder streams it:
+extract-features then never holds the samples) and `LONGEST_SECONDS` (the longest excerpt it
+takes; extract-features refuses longer ones record by record).
 
 madmom (LLark's feature extractor) is not registered: it does not install on current Python and
 numpy releases. Its RNN beat/downbeat and CNN key/chord models would be a backend of the same
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +32,8 @@ Features = dict[str, Any]
 
 class Backend(Protocol):
     name: str
+    analyse_blocks: Callable[[Iterable[Any], int], Features] | None
+    longest_seconds: float | None
 
     def analyse(self, samples: Any, sample_rate: int) -> Features: ...
 
@@ -49,6 +54,10 @@ class BackendSpec:
 class ModuleBackend:
     name: str
     analyse: Callable[[Any, int], Features]
+    # analyse_blocks(iterable of sample blocks, sample_rate): the same analysis on a stream, when the
+    # module has it (memory then does not grow with the excerpt); None: it needs the whole signal.
+    analyse_blocks: Callable[[Iterable[Any], int], Features] | None = None
+    longest_seconds: float | None = None  # the module's LONGEST_SECONDS: longer excerpts are refused
 
 
 _REGISTRY: dict[str, BackendSpec] = {}
@@ -81,7 +90,7 @@ def get_backend(name: str) -> Backend:
     if not is_available(name):
         raise BackendUnavailable(f"feature backend {name!r} needs the {spec.requires} package: {spec.install_hint}")
     module = importlib.import_module(spec.module)
-    return ModuleBackend(name, module.analyse)
+    return ModuleBackend(name, module.analyse, getattr(module, "analyse_blocks", None), getattr(module, "LONGEST_SECONDS", None))
 
 
 DEFAULT_BACKEND = "librosa"

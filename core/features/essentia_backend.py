@@ -10,6 +10,10 @@
   the librosa backend, run on Essentia's beats.
 
 The functions `rhythm` and `key` are also what benchmarks/features_vs_essentia.py times.
+
+Essentia's extractors take the whole signal (at 44.1 kHz for the rhythm), so this backend has no
+`analyse_blocks`: extract-features decodes the whole excerpt for it, up to `LONGEST_SECONDS`
+(core/features/extract.py refuses longer excerpts with an error record).
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import numpy as np
 import soxr
 
 from mllm.core.features.backend import Features
-from mllm.core.features.librosa_backend import analyse_signal
+from mllm.core.features import librosa_backend  # not its names: this module must not export analyse_blocks
 from mllm.core.features.spectra import Frames
 
 NAME = "essentia"
 RHYTHM_SAMPLE_RATE = 44100
 KEY_PROFILE = "bgate"
+# Essentia holds about 45 MB per minute of audio (the signal at 44.1 kHz and its own frames):
+# 30 minutes peak near 1.7 GB. Longer excerpts are refused (extract-features: an error record).
+LONGEST_SECONDS = 1800.0
 
 
 def _essentia():
@@ -69,4 +76,5 @@ def _rhythm_and_key(samples: np.ndarray, sample_rate: int, frames: Frames):
 
 def analyse(samples: np.ndarray, sample_rate: int) -> Features:
     """Every feature of docs/records.md; silence as in the librosa backend."""
-    return analyse_signal(samples, sample_rate, NAME, _rhythm_and_key)
+    samples = librosa_backend.check_signal(samples)
+    return librosa_backend.analyse_blocks([samples], sample_rate, NAME, lambda frames: _rhythm_and_key(samples, sample_rate, frames))

@@ -5,7 +5,10 @@
         ...   # record["features"] = {"duration", "tempo_bpm", "beats", ..., "backend"}
 
 - Each record's audio is `record["audio"]` between `start` and `end` (mllm.core.audio), decoded
-  to mono at `sample_rate`. A record that cannot be read or analysed gets an `error` field
+  to mono at `sample_rate`, block by block for the librosa backend (memory does not grow with
+  the excerpt beyond its frames), whole for essentia. An excerpt longer than the backend's
+  `longest_seconds` fails alone with an error naming the field (`audio` or `end`) and the bound.
+  A record that cannot be read or analysed gets an `error` field
   (stage "extract-features") and every other field kept; a record that failed upstream passes
   through untouched (map_records semantics).
 - `shard=(i, n)` keeps the records whose position in the input (0-based, counting every record)
@@ -32,7 +35,7 @@ import multiprocessing
 
 from threadpoolctl import threadpool_limits
 
-from mllm.core.audio import record_audio
+from mllm.core.audio import record_audio, record_audio_stream
 from mllm.core.features.backend import DEFAULT_BACKEND, get_backend
 from mllm.core.io.errors import Record, StreamSummary, has_error, map_records, with_error
 from mllm.core.io.shards import take_shard
@@ -43,15 +46,24 @@ IN_FLIGHT_PER_WORKER = 4
 
 
 def analyse_record(record: Record, backend: str = DEFAULT_BACKEND, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Record:
-    """The record with a `features` field; raises on unreadable audio or a failed analysis.
+    """The record with a `features` field; raises on unreadable audio, an excerpt over the
+    backend's bound (AudioTooLong, naming the field) or a failed analysis.
 
-    BLAS runs on one thread meanwhile: the analysis multiplies small matrices, where OpenBLAS's
-    threads cost more than they give (240 clips of 30 s: 50 s of CPU and 51 s of wall time with
-    its default threads on two cores, 17 s and 20 s with one).
+    A backend with `analyse_blocks` (librosa) gets the audio block by block as it is decoded;
+    one without (essentia) gets the whole excerpt. BLAS runs on one thread meanwhile: the
+    analysis multiplies small matrices, where OpenBLAS's threads cost more than they give (240
+    clips of 30 s: 50 s of CPU and 51 s of wall time with its default threads on two cores, 17 s
+    and 20 s with one).
     """
-    audio = record_audio(record, sample_rate=sample_rate)
+    chosen = get_backend(backend)
+    purpose = f"extract-features --backend {backend}"
     with threadpool_limits(1):
-        features = get_backend(backend).analyse(audio.samples, audio.sample_rate)
+        if chosen.analyse_blocks is not None:
+            stream = record_audio_stream(record, sample_rate=sample_rate, longest=chosen.longest_seconds, purpose=purpose)
+            features = chosen.analyse_blocks(stream, sample_rate)
+        else:
+            audio = record_audio(record, sample_rate=sample_rate, longest=chosen.longest_seconds, purpose=purpose)
+            features = chosen.analyse(audio.samples, audio.sample_rate)
     return {**record, "features": features}
 
 

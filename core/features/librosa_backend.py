@@ -1,16 +1,22 @@
 """The default backend: every feature from one numpy/librosa/scipy front end (spectra.py).
 
     features = analyse(samples, 22050)
+    features = analyse_blocks(record_audio_stream(record, sample_rate=22050), 22050)   # the same, in blocks
 
 Silence: a signal whose integrated loudness is below BS.1770's absolute gate (-70 LUFS, see
 loudness.py) is analysed no further: no tempo, beats, meter or key can be heard in it, so the
 features say so (`silent_features`): tempo_bpm, meter, key and loudness_lufs None, no beats or
-downbeats, key_confidence 0.0, and one "N" chord over the whole excerpt.
+downbeats, key_confidence 0.0, and one "N" chord over the whole excerpt. (The front end runs in
+the same pass over the audio as the loudness measurement; for silence its frames go unused.)
+
+Long audio: `analyse_blocks` takes the signal block by block as a decoder streams it and keeps
+only frame-level results (onset envelopes, chroma: about 8 MB per hour at 22.05 kHz), never the
+samples; tempo, beats, key and chords then work on those whole-track frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -18,11 +24,14 @@ from mllm.core.features.backend import Features
 from mllm.core.features.chords import NO_CHORD, estimate_chords
 from mllm.core.features.downbeats import estimate_meter_and_downbeats
 from mllm.core.features.key import estimate_key
-from mllm.core.features.loudness import integrated_loudness
-from mllm.core.features.spectra import Frames, analyse_frames
+from mllm.core.features.loudness import LoudnessMeter
+from mllm.core.features.spectra import FrameAnalyser, Frames
 from mllm.core.features.tempo_beats import estimate_tempo_and_beats
 
 NAME = "librosa"
+# analyse_blocks keeps frames, not samples: about 35 MB per hour of audio at 22.05 kHz on top of a
+# bounded working set (frames, beat tracking, the chord decoder), so 24 hours stay near 1.4 GB.
+LONGEST_SECONDS = 24 * 3600.0
 
 
 def times(values) -> list[float]:
@@ -69,29 +78,39 @@ def silent_features(duration: float, backend: str) -> Features:
     )
 
 
-RhythmAndKey = Callable[[np.ndarray, int, Frames], tuple[float | None, np.ndarray, str | None, float]]
+RhythmAndKey = Callable[[Frames], tuple[float | None, np.ndarray, str | None, float]]
 
 
-def analyse_signal(samples: np.ndarray, sample_rate: int, backend: str, rhythm_and_key: RhythmAndKey) -> Features:
-    """The analysis every backend shares: silence check, front end, meter/downbeats and chords
-    on the backend's beats, loudness; `rhythm_and_key(samples, sample_rate, frames)` gives
-    (tempo or None, beat times, key or None, key confidence)."""
-    samples = check_signal(samples)
-    duration = samples.size / sample_rate
-    loudness = integrated_loudness(samples, sample_rate)
+def analyse_blocks(
+    blocks: Iterable[np.ndarray], sample_rate: int, backend: str = NAME, rhythm_and_key: RhythmAndKey | None = None
+) -> Features:
+    """The analysis every backend shares, on a signal that arrives in blocks (a decoder's stream):
+    front end and loudness fed block by block, then the silence check, meter/downbeats and chords
+    on the backend's beats. `rhythm_and_key(frames)` gives (tempo or None, beat times, key or
+    None, key confidence); the default is this backend's. Memory: one block and the frames."""
+    rhythm_and_key = rhythm_and_key or _rhythm_and_key
+    meter, front = LoudnessMeter(sample_rate), FrameAnalyser(sample_rate)
+    for block in blocks:
+        block = check_signal(block)
+        meter.add(block)
+        front.add(block)
+    if front.n_samples == 0:
+        raise ValueError("the audio holds no samples")
+    duration = front.n_samples / sample_rate
+    loudness = meter.result()
     if loudness is None:
         return silent_features(duration, backend)
-    frames = analyse_frames(samples, sample_rate)
-    tempo, beats, key, confidence = rhythm_and_key(samples, sample_rate, frames)
-    meter, downbeats = estimate_meter_and_downbeats(frames, beats)
+    frames = front.finish()
+    tempo, beats, key, confidence = rhythm_and_key(frames)
+    meter_value, downbeats = estimate_meter_and_downbeats(frames, beats)
     chords = estimate_chords(frames.chroma, frames.sounding(), frames.chroma_rate, duration)
     return features_record(
-        duration, tempo=tempo, beats=beats, downbeats=downbeats, meter=meter, key=key,
+        duration, tempo=tempo, beats=beats, downbeats=downbeats, meter=meter_value, key=key,
         key_confidence=confidence, chords=chords, loudness_lufs=loudness, backend=backend,
     )
 
 
-def _rhythm_and_key(samples: np.ndarray, sample_rate: int, frames: Frames):
+def _rhythm_and_key(frames: Frames):
     tempo, beats = estimate_tempo_and_beats(frames)
     key, confidence = estimate_key(frames.chroma, frames.sounding())
     return tempo, beats, key, confidence
@@ -99,4 +118,4 @@ def _rhythm_and_key(samples: np.ndarray, sample_rate: int, frames: Frames):
 
 def analyse(samples: np.ndarray, sample_rate: int) -> Features:
     """Every feature of docs/records.md ("Music fields") for a mono signal."""
-    return analyse_signal(samples, sample_rate, NAME, _rhythm_and_key)
+    return analyse_blocks([check_signal(samples)], sample_rate)

@@ -47,60 +47,74 @@ def _power_to_lufs(power: np.ndarray | float) -> np.ndarray | float:
         return -0.691 + 10.0 * np.log10(power)
 
 
-def _cumulative_energy(samples: np.ndarray, sample_rate: int, boundaries: np.ndarray) -> np.ndarray:
-    """Sum of squared K-weighted samples before each boundary (sample index, increasing)."""
-    stages = k_weighting(sample_rate)
-    state = [lfilter_zi(b, a) * 0.0 for b, a, _ in stages]  # the filters start at rest, like lfilter
-    out = np.empty(boundaries.size)
-    chunk = max(1, int(CHUNK_SECONDS * sample_rate))
-    running, next_boundary = 0.0, 0
-    while next_boundary < boundaries.size and boundaries[next_boundary] == 0:
-        out[next_boundary] = 0.0
-        next_boundary += 1
-    for start in range(0, samples.size, chunk):
-        piece = samples[start : start + chunk].astype(np.float64)
-        for i, (b, a, gain) in enumerate(stages):
-            piece, state[i] = lfilter(b, a, piece, zi=state[i])
+class LoudnessMeter:
+    """Integrated loudness of a signal fed in blocks: `add(samples)` as it is decoded, then `result()`.
+
+    Block j of BS.1770 covers samples [p(j), p(j + 4)), p(k) = int(T_g * k * step * rate) with
+    step = 1 - OVERLAP (pyloudnorm's numbering, eq. 3 of BS.1770-4; T_g * (j * step + 1) =
+    T_g * (j + 4) * step exactly in floating point), so the running sum of squared K-weighted
+    samples is kept at every p(k): one float per 100 ms whatever the length of the file.
+    """
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = sample_rate
+        self.stages = k_weighting(sample_rate)
+        self.state = [lfilter_zi(b, a) * 0.0 for b, a, _ in self.stages]  # the filters start at rest, like lfilter
+        self.step = 1.0 - OVERLAP
+        self.n_samples = 0
+        self.running = 0.0  # sum of squared K-weighted samples so far
+        self.marks: list[float] = []  # running sum at p(0), p(1), ... (those passed so far)
+        self.next_point = 0
+
+    def _point(self, k: int) -> int:
+        return int(BLOCK_SECONDS * (k * self.step) * self.sample_rate)
+
+    def add(self, samples: np.ndarray) -> None:
+        chunk = max(1, int(CHUNK_SECONDS * self.sample_rate))
+        for start in range(0, len(samples), chunk):
+            self._add(np.asarray(samples[start : start + chunk], dtype=np.float64))
+
+    def _add(self, piece: np.ndarray) -> None:
+        for i, (b, a, gain) in enumerate(self.stages):
+            piece, self.state[i] = lfilter(b, a, piece, zi=self.state[i])
             piece = piece * gain if gain != 1.0 else piece  # pyloudnorm: gain * lfilter(b, a, x)
-        energy = np.cumsum(piece**2) + running
-        end = start + piece.size
-        while next_boundary < boundaries.size and boundaries[next_boundary] <= end:
-            out[next_boundary] = energy[boundaries[next_boundary] - start - 1]
-            next_boundary += 1
-        running = float(energy[-1]) if energy.size else running
-    out[next_boundary:] = running
-    return out
+        energy = np.cumsum(piece**2) + self.running
+        begin, end = self.n_samples, self.n_samples + piece.size
+        while (point := self._point(self.next_point)) <= end:
+            self.marks.append(self.running if point == begin else float(energy[point - begin - 1]))
+            self.next_point += 1
+        self.n_samples = end
+        self.running = float(energy[-1]) if energy.size else self.running
+
+    def result(self) -> float | None:
+        """Integrated loudness in LUFS rounded to 0.01, or None for silence (see the module docstring)."""
+        if self.n_samples == 0:
+            return None
+        block = BLOCK_SECONDS * self.sample_rate
+        if self.n_samples <= int(block):
+            power = self.running / self.n_samples
+            value = float(_power_to_lufs(power)) if power > 0 else -math.inf
+        else:
+            seconds = self.n_samples / self.sample_rate
+            n_blocks = int(np.round((seconds - BLOCK_SECONDS) / (BLOCK_SECONDS * self.step))) + 1
+            marks = np.append(self.marks, self.running)  # past the last point: the end of the signal
+            j = np.arange(n_blocks)
+            energy = marks[np.minimum(j + 4, len(self.marks))] - marks[j]
+            z = energy / block  # mean square per block
+            levels = _power_to_lufs(z)
+            above = levels >= ABSOLUTE_GATE_LUFS
+            if not above.any():
+                return None
+            relative = float(_power_to_lufs(z[above].mean())) - RELATIVE_GATE_LU
+            gated = (levels > relative) & (levels > ABSOLUTE_GATE_LUFS)
+            value = float(_power_to_lufs(z[gated].mean())) if gated.any() else -math.inf
+        if not math.isfinite(value) or value < ABSOLUTE_GATE_LUFS:
+            return None
+        return round(value, 2)
 
 
 def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float | None:
     """Integrated loudness in LUFS rounded to 0.01, or None for silence (see the module docstring)."""
-    samples = np.asarray(samples)
-    block = BLOCK_SECONDS * sample_rate
-    if samples.size == 0:
-        return None
-    if samples.size <= int(block):
-        power = _cumulative_energy(samples, sample_rate, np.array([samples.size]))[0] / samples.size
-        value = float(_power_to_lufs(power)) if power > 0 else -math.inf
-    else:
-        # Block j covers samples [int(T_g * j * step * rate), int(T_g * (j * step + 1) * rate)),
-        # numbered as pyloudnorm does (eq. 3 of BS.1770-4).
-        step = 1.0 - OVERLAP
-        seconds = samples.size / sample_rate
-        n_blocks = int(np.round((seconds - BLOCK_SECONDS) / (BLOCK_SECONDS * step))) + 1
-        j = np.arange(n_blocks)
-        lower = (BLOCK_SECONDS * (j * step) * sample_rate).astype(int)
-        upper = np.minimum((BLOCK_SECONDS * (j * step + 1) * sample_rate).astype(int), samples.size)
-        boundaries = np.unique(np.concatenate([lower, upper]))
-        cumulative = _cumulative_energy(samples, sample_rate, boundaries)
-        energy = cumulative[np.searchsorted(boundaries, upper)] - cumulative[np.searchsorted(boundaries, lower)]
-        z = energy / block  # mean square per block
-        levels = _power_to_lufs(z)
-        above = levels >= ABSOLUTE_GATE_LUFS
-        if not above.any():
-            return None
-        relative = float(_power_to_lufs(z[above].mean())) - RELATIVE_GATE_LU
-        gated = (levels > relative) & (levels > ABSOLUTE_GATE_LUFS)
-        value = float(_power_to_lufs(z[gated].mean())) if gated.any() else -math.inf
-    if not math.isfinite(value) or value < ABSOLUTE_GATE_LUFS:
-        return None
-    return round(value, 2)
+    meter = LoudnessMeter(sample_rate)
+    meter.add(np.asarray(samples))
+    return meter.result()

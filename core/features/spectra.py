@@ -42,6 +42,7 @@ BASS_MAX_HZ = 200.0
 CHROMA_MIN_HZ, CHROMA_MAX_HZ = 50.0, 2000.0
 LOG_GAIN = 100.0  # log(1 + LOG_GAIN * magnitude) compression of the mel spectrogram
 PEAK_RANGE_DB = 40.0
+BLOCK_SECONDS = 30.0  # audio analysed at once (memory per block: about 35 MB at 22.05 kHz)
 QUIET_RATIO = 0.02  # a chroma frame with less energy than this fraction of the loudest one is silence
 
 
@@ -92,17 +93,6 @@ def _chroma_basis(sample_rate: int) -> np.ndarray:
     return basis.astype(np.float32)
 
 
-def _block_magnitudes(samples: np.ndarray, first: int, count: int, n_fft: int, hop: int) -> np.ndarray:
-    """|STFT| frames first..first+count-1 of a centred STFT of `samples` (zero padding), shape (1 + n_fft/2, count)."""
-    half = n_fft // 2
-    begin = first * hop - half
-    end = (first + count - 1) * hop + half
-    lo, hi = max(begin, 0), min(end, samples.size)
-    segment = np.zeros(end - begin, dtype=np.float32)
-    segment[lo - begin : hi - begin] = samples[lo:hi]
-    return np.abs(librosa.stft(segment, n_fft=n_fft, hop_length=hop, center=False))
-
-
 def spectral_peaks(magnitudes: np.ndarray) -> np.ndarray:
     """(F, T) log-compressed magnitudes of the local maxima over frequency that lie within
     `PEAK_RANGE_DB` of the frame's largest; every other bin 0. Broadband noise and the skirts of
@@ -114,35 +104,88 @@ def spectral_peaks(magnitudes: np.ndarray) -> np.ndarray:
     return np.where(keep, np.log1p(magnitudes / np.maximum(floor, 1e-12)), 0.0).astype(np.float32)
 
 
-def analyse_frames(samples: np.ndarray, sample_rate: int, block_seconds: float = 120.0) -> Frames:
+class FrameAnalyser:
+    """`analyse_frames` fed block by block: `add(samples)` as the audio is decoded, then `finish()`.
+
+    It keeps the samples of one analysis block (plus half a chroma window of context on each
+    side) and the frame-level results, never the whole signal, so a three-hour file costs its
+    frames (about 2 MB of onset envelope and 6 MB of chroma per hour at 22.05 kHz). The result
+    equals `analyse_frames` on the concatenated samples: the blocks are cut at the same frames.
+    """
+
+    def __init__(self, sample_rate: int, block_seconds: float = BLOCK_SECONDS):
+        self.sample_rate = sample_rate
+        self.mel_basis, self.n_bass = _mel_basis(sample_rate)
+        self.chroma_basis = _chroma_basis(sample_rate)
+        self.step = max(1, int(block_seconds * sample_rate) // CHROMA_HOP)  # chroma frames per block
+        half = CHROMA_FFT // 2
+        self.buffer = np.zeros(half, dtype=np.float32)  # samples from `buffer_start` on (zeros before 0)
+        self.buffer_start = -half
+        self.n_samples = 0
+        self.next_frame = 0  # the first chroma frame not analysed yet
+        self.previous_log_mel: np.ndarray | None = None  # the last onset frame's log-mel, for the flux
+        self.parts: dict[str, list[np.ndarray]] = {"onset": [], "bass": [], "chroma": [], "energy": []}
+
+    def add(self, samples: np.ndarray) -> None:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != 1:
+            raise ValueError(f"expected a mono signal, got shape {samples.shape}")
+        self.buffer = np.concatenate([self.buffer, samples])
+        self.n_samples += samples.size
+        half = CHROMA_FFT // 2
+        # A block of `step` chroma frames from `next_frame` needs samples up to its last frame + half a window.
+        while (self.next_frame + self.step - 1) * CHROMA_HOP + half <= self.n_samples:
+            self._block(self.step, n_onset=None)
+
+    def finish(self) -> Frames:
+        """The frames of everything added (at least one sample)."""
+        if self.n_samples == 0:
+            raise ValueError("expected a non-empty mono signal, got no samples")
+        n_chroma = 1 + self.n_samples // CHROMA_HOP
+        n_onset = 1 + self.n_samples // ONSET_HOP
+        self.buffer = np.concatenate([self.buffer, np.zeros(CHROMA_FFT, dtype=np.float32)])  # zeros past the end
+        while self.next_frame < n_chroma:
+            self._block(min(self.step, n_chroma - self.next_frame), n_onset)
+        parts = {name: np.concatenate(values, axis=-1) if len(values) > 1 else values[0] for name, values in self.parts.items()}
+        return Frames(
+            sample_rate=self.sample_rate, n_samples=self.n_samples, onset_envelope=parts["onset"],
+            bass_onset_envelope=parts["bass"], chroma=parts["chroma"], chroma_energy=parts["energy"],
+        )
+
+    def _segment(self, first: int, count: int, n_fft: int, hop: int) -> np.ndarray:
+        """Samples under centred STFT frames first..first+count-1 (the buffer holds zeros before the
+        signal, and after it once `finish` has padded it)."""
+        half = n_fft // 2
+        begin, end = first * hop - half - self.buffer_start, (first + count - 1) * hop + half - self.buffer_start
+        return self.buffer[begin:end]
+
+    def _block(self, count: int, n_onset: int | None) -> None:
+        first, ratio = self.next_frame, CHROMA_HOP // ONSET_HOP
+        magnitudes = np.abs(librosa.stft(self._segment(first, count, CHROMA_FFT, CHROMA_HOP), n_fft=CHROMA_FFT, hop_length=CHROMA_HOP, center=False))
+        self.parts["energy"].append(magnitudes.sum(axis=0))
+        self.parts["chroma"].append(self.chroma_basis @ spectral_peaks(magnitudes))
+        del magnitudes
+        onset_first = first * ratio
+        onset_count = count * ratio if n_onset is None else min(count * ratio, n_onset - onset_first)
+        segment = self._segment(onset_first, onset_count, ONSET_FFT, ONSET_HOP)
+        power = np.abs(librosa.stft(segment, n_fft=ONSET_FFT, hop_length=ONSET_HOP, center=False)) ** 2
+        log_mel = np.log1p(LOG_GAIN * (self.mel_basis @ power)).astype(np.float32, copy=False)  # (N_MELS, onset_count)
+        previous = log_mel[:, :1] if self.previous_log_mel is None else self.previous_log_mel
+        flux = np.maximum(0.0, np.diff(log_mel, axis=1, prepend=previous))  # half-wave rectified difference
+        self.parts["onset"].append(flux.mean(axis=0))
+        self.parts["bass"].append(flux[: self.n_bass].mean(axis=0))
+        self.previous_log_mel = log_mel[:, -1:].copy()
+        self.next_frame = first + count
+        keep_from = self.next_frame * CHROMA_HOP - CHROMA_FFT // 2 - self.buffer_start
+        self.buffer = self.buffer[keep_from:].copy()
+        self.buffer_start += keep_from
+
+
+def analyse_frames(samples: np.ndarray, sample_rate: int, block_seconds: float = BLOCK_SECONDS) -> Frames:
     """Onset envelopes and chroma of a mono signal (float, any length >= 1 sample)."""
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1 or samples.size == 0:
         raise ValueError(f"expected a non-empty mono signal, got shape {samples.shape}")
-    mel_basis, n_bass = _mel_basis(sample_rate)
-    chroma_basis = _chroma_basis(sample_rate)
-    n_onset = 1 + samples.size // ONSET_HOP
-    n_chroma = 1 + samples.size // CHROMA_HOP
-    log_mel = np.empty((N_MELS, n_onset), dtype=np.float32)
-    chroma = np.empty((12, n_chroma), dtype=np.float32)
-    energy = np.empty(n_chroma, dtype=np.float32)
-    step = max(1, int(block_seconds * sample_rate) // CHROMA_HOP)  # chroma frames per block
-    ratio = CHROMA_HOP // ONSET_HOP
-    for first in range(0, n_chroma, step):
-        count = min(step, n_chroma - first)
-        magnitudes = _block_magnitudes(samples, first, count, CHROMA_FFT, CHROMA_HOP)
-        energy[first : first + count] = magnitudes.sum(axis=0)
-        chroma[:, first : first + count] = chroma_basis @ spectral_peaks(magnitudes)
-        onset_first = first * ratio
-        onset_count = min(count * ratio, n_onset - onset_first)
-        power = _block_magnitudes(samples, onset_first, onset_count, ONSET_FFT, ONSET_HOP) ** 2
-        log_mel[:, onset_first : onset_first + onset_count] = np.log1p(LOG_GAIN * (mel_basis @ power))
-    flux = np.maximum(0.0, np.diff(log_mel, axis=1, prepend=log_mel[:, :1]))  # (N_MELS, T)
-    return Frames(
-        sample_rate=sample_rate,
-        n_samples=samples.size,
-        onset_envelope=flux.mean(axis=0),
-        bass_onset_envelope=flux[:n_bass].mean(axis=0),
-        chroma=chroma,
-        chroma_energy=energy,
-    )
+    analyser = FrameAnalyser(sample_rate, block_seconds)
+    analyser.add(samples)
+    return analyser.finish()
