@@ -11,7 +11,8 @@ the same pass over the audio as the loudness measurement; for silence its frames
 
 Long audio: `analyse_blocks` takes the signal block by block as a decoder streams it and keeps
 only frame-level results (onset envelopes, chroma: about 8 MB per hour at 22.05 kHz), never the
-samples; tempo, beats, key and chords then work on those whole-track frames.
+samples; tempo, beats, key and chords then work on those whole-track frames (`LONGEST_SECONDS`
+bounds what that costs).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from mllm.core.features.spectra import FrameAnalyser, Frames
 from mllm.core.features.tempo_beats import estimate_tempo_and_beats
 
 NAME = "librosa"
-# analyse_blocks keeps frames, not samples: about 35 MB per hour of audio at 22.05 kHz on top of a
-# bounded working set (frames, beat tracking, the chord decoder), so 24 hours stay near 1.4 GB.
-LONGEST_SECONDS = 24 * 3600.0
+# analyse_blocks keeps frames, not samples; the whole-track steps (frames, beat tracking, the chord
+# decoder's float64 lattice) add about 65 MB per hour of audio at 22.05 kHz to a process of about
+# 0.55 GB, so 12 hours peak near 1.3 GB (measured to 3 h: 0.72 GB). Longer excerpts are refused.
+LONGEST_SECONDS = 12 * 3600.0
 
 
 def times(values) -> list[float]:
