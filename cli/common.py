@@ -34,8 +34,8 @@ INPUT_HELP = "Input records: a JSONL or Parquet file (detected from the bytes), 
 OUTPUT_HELP = "Write records here instead of stdout; the format follows the extension (.parquet, .jsonl)."
 FORMAT_HELP = "Output format: jsonl or parquet (default: from the -o extension, else jsonl)."
 ALLOW_ERRORS_HELP = "Exit 0 even when some records failed (they are still written as error records)."
-THREADS_HELP = ("Threads of torch, BLAS and numba (also $MLLM_THREADS). Default: $OMP_NUM_THREADS if set, else a third of "
-                "the cores when stdin or stdout is a pipe (stages of a pipeline share the cores), else every core.")
+THREADS_HELP = ("Threads of torch, BLAS and numba (also $MLLM_THREADS). Default: $OMP_NUM_THREADS if set, else every "
+                "core; idle threads sleep, so pipeline stages and jobs side by side share the cores (docs/threads.md).")
 RESUME_HELP = ("With -o FILE (JSONL): continue a stopped run from FILE.partial (or complete FILE): records done are "
                "skipped, failed ones done again, the rest appended.")
 

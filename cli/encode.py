@@ -83,7 +83,10 @@ def command(
                 writer.write(record)
                 bar.advance(task)
     if embedding_cache is not None:
-        console.print(f"cache {cache}: {embedding_cache.hits} hits, {embedding_cache.misses} misses", highlight=False, soft_wrap=True)
+        rejected = (f" ({embedding_cache.rejected} entries were not what the records ask for and were recomputed: "
+                    f"{escape(embedding_cache.last_rejection)})" if embedding_cache.rejected else "")
+        console.print(f"cache {cache}: {embedding_cache.hits} hits, {embedding_cache.misses} misses{rejected}",
+                      highlight=False, soft_wrap=True)
         if embedding_cache.write_errors:
             console.print(
                 f"[yellow]warning:[/] {embedding_cache.write_errors} embeddings could not be cached: {escape(embedding_cache.last_write_error)}",

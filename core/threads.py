@@ -1,18 +1,19 @@
-"""How many threads a command's torch, BLAS (numpy/scipy) and numba pools use.
+"""How many threads a command's torch, BLAS (numpy/scipy) and numba pools use, and how they wait.
 
-A study is a pipeline: `mllm encode | mllm caption | mllm eval-mir` runs its stages at once on the
-same cores. torch, OpenBLAS and numba each start a pool of one thread per core, and pools that
-spin-wait for work fight each other: on two cores two such processes ran an sft step 3-10x
-slower than with one thread each (docs/threads.md, benchmarks/RESULTS.md). So:
+A study is a pipeline (`mllm encode | mllm caption | mllm eval-mir` runs its stages at once on the
+same cores), and researchers start jobs side by side. torch's OpenMP pool has a thread per core,
+and an idle OpenMP thread spins before it sleeps: with more busy threads than cores, the spinning
+threads take the cores from the working ones. Two `mllm sft` runs at once on two cores took
+16-52 s per step against 4.4 s alone (benchmarks/RESULTS.md, "threads"). So mllm:
 
-    threads = choose_threads(requested=None)   # --threads, else MLLM_THREADS, else the rule below
-    use_threads(threads)                       # torch, BLAS/OpenMP, numba, and child processes
-
-The rule when nothing is asked for:
-1. `OMP_NUM_THREADS` when the user has set it (they said how many; torch reads it too);
-2. in a pipeline - stdin or stdout is a pipe or a socket - `max(1, cores // 3)`: three stages fit
-   the machine without oversubscribing it (one thread each on two or three cores);
-3. alone (files in and out, or a terminal): every core this process may run on.
+1. makes idle OpenMP threads sleep at once (OMP_WAIT_POLICY=PASSIVE unless the user set a policy;
+   `sleeping_idle_threads`, called by mllm.cli before torch loads): the two runs then take 7.9 s
+   per step each, what one thread each gives, while a run alone keeps its speed;
+2. sizes the pools (`choose_threads`, `use_threads`): `--threads N`, else $MLLM_THREADS, else
+   $OMP_NUM_THREADS when the user set it, else every core this process may run on. With idle
+   threads asleep, a pipeline whose stages use every core ran faster than one thread per stage
+   (0.77-0.80 of its stages' time one after the other, against 0.82-1.02), so a pipeline gets no
+   smaller share by default; give `--threads` to pin it.
 
 `use_threads` also sets OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS and
 NUMBA_NUM_THREADS for the processes the command starts, which otherwise would each start a pool
@@ -23,14 +24,19 @@ each, at least one). torchrun ranks get what their launcher's environment says.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 
-__all__ = ["THREADS_ENV", "available_cores", "choose_threads", "in_pipeline", "use_threads"]
+__all__ = ["THREADS_ENV", "available_cores", "choose_threads", "sleeping_idle_threads", "use_threads"]
 
 THREADS_ENV = "MLLM_THREADS"
 POOL_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
-PIPELINE_SHARE = 3  # a pipeline's stage takes a third of the cores
+
+
+def sleeping_idle_threads() -> None:
+    """Idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE, unless the user set
+    a policy). Read once, when the OpenMP runtime loads (with torch): mllm.cli calls this before
+    importing anything else."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def available_cores() -> int:
@@ -41,21 +47,10 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def in_pipeline() -> bool:
-    """True when stdin or stdout is a pipe or a socket: other processes run beside this one."""
-    for fd in (0, 1):
-        try:
-            mode = os.fstat(fd).st_mode
-        except (OSError, ValueError):
-            continue
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-            return True
-    return False
-
-
 def choose_threads(requested: int | None = None, environ: dict | None = None) -> int:
-    """The thread count: `requested` (--threads; 0 = decide), else $MLLM_THREADS, else the rule of
-    the module docstring. ValueError for a count below 0 or a variable that is not an integer."""
+    """The thread count: `requested` (--threads; 0 = decide), else $MLLM_THREADS, else
+    $OMP_NUM_THREADS, else every available core. ValueError for a count below 0 or a variable
+    that is not an integer."""
     environ = os.environ if environ is None else environ
     for value, where in ((requested, "--threads"), (environ.get(THREADS_ENV), THREADS_ENV),
                          (environ.get("OMP_NUM_THREADS"), "OMP_NUM_THREADS")):
@@ -69,8 +64,7 @@ def choose_threads(requested: int | None = None, environ: dict | None = None) ->
             raise ValueError(f"{where} must be >= 0 (0 = decide), got {count}")
         if count > 0:
             return count
-    cores = available_cores()
-    return max(1, cores // PIPELINE_SHARE) if in_pipeline() else cores
+    return available_cores()
 
 
 def use_threads(count: int, workers: int = 1) -> None:

@@ -92,7 +92,7 @@ def test_torchrun_ranks_write_their_own_files(clips, tmp_path):
     [
         (["--layer", "3"], "no layers"),
         (["--shard", "3/2"], "shard"),
-        (["--frame-rate", "-1"], "frame rate"),
+        (["--frame-rate", "-1"], "--frame-rate"),
         (["--store-dtype", "int8"], "store dtype"),
         (["--encoder", "./no-such-model"], "no such model folder"),
         (["--encoder", "mfcc+chroma"], "Hugging Face hub"),

@@ -1,5 +1,5 @@
-"""The thread rule of core/threads.py: what is asked wins, a pipeline stage takes a share of the
-cores, and the pools of torch and BLAS follow."""
+"""The thread rule of core/threads.py: what is asked wins, else every core with idle OpenMP threads
+asleep, and the pools of torch and BLAS (and child processes) follow."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import pytest
 
 from mllm.core.threads import available_cores, choose_threads, use_threads
 
-PROBE = "from mllm.core.threads import choose_threads; print(choose_threads())"
-
-
 def test_asked_for_wins_in_order():
     assert choose_threads(3, {"MLLM_THREADS": "5", "OMP_NUM_THREADS": "7"}) == 3
     assert choose_threads(None, {"MLLM_THREADS": "5", "OMP_NUM_THREADS": "7"}) == 5
@@ -24,19 +21,15 @@ def test_asked_for_wins_in_order():
         choose_threads(-1, {})
 
 
-def probe(stdout) -> int:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLLM_THREADS", "OMP_NUM_THREADS")}
-    result = subprocess.run([sys.executable, "-c", PROBE], stdout=stdout, stdin=subprocess.DEVNULL, env=env, text=True)
-    assert result.returncode == 0
-    return int(result.stdout) if stdout is subprocess.PIPE else None
-
-
-def test_a_pipeline_stage_takes_a_third_of_the_cores_and_a_lone_command_all(tmp_path):
-    cores = available_cores()
-    assert probe(subprocess.PIPE) == max(1, cores // 3)  # stdout is a pipe: a stage of a pipeline
-    with open(tmp_path / "out.txt", "w") as handle:  # stdout is a file: alone
-        probe(handle)
-    assert int((tmp_path / "out.txt").read_text()) == cores
+def test_default_is_every_core_and_idle_openmp_threads_sleep():
+    env = {k: v for k, v in os.environ.items() if k not in ("MLLM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    probe = ("import os, mllm.cli.main; from mllm.core.threads import choose_threads; "
+             "print(choose_threads(), os.environ['OMP_WAIT_POLICY'])")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=env, text=True)
+    assert result.stdout.split() == [str(available_cores()), "PASSIVE"]
+    asked = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           env={**env, "OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"})
+    assert asked.stdout.split() == ["1", "ACTIVE"]  # what the user set is kept
 
 
 def test_use_threads_sizes_torch_blas_and_child_processes(monkeypatch):

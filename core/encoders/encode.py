@@ -50,6 +50,7 @@ from mllm.core.encoders.registry import Encoder, layer_label
 from mllm.core.encoders.windows import embed_clips, encode_clips, stream_windows
 from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
 from mllm.core.io.shards import take_shard
+from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 
 __all__ = ["ChunkEncoding", "EncodeOptions", "STAGE", "STORE_DTYPES", "encode_records"]
 
@@ -70,10 +71,8 @@ class EncodeOptions:
     chunk_records: int | None = None  # records decoded at once; default max(16, 4 * batch_size)
 
     def check(self) -> EncodeOptions:
-        if not self.frame_rate >= 0:
-            raise ValueError(f"frame rate must be >= 0 (0 = one frame per clip), got {self.frame_rate}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        check_number("--frame-rate (0 = one frame per clip)", self.frame_rate, minimum=0, maximum=MAX_FRAME_RATE)
+        check_integer("--batch-size", self.batch_size, minimum=1)
         if self.store_dtype not in STORE_DTYPES:
             raise ValueError(f"store dtype must be one of {', '.join(STORE_DTYPES)}, got {self.store_dtype!r}")
         index, count = self.shard

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mllm.core.audio import record_audio
+from mllm.core.audio import record_audio_stream
 from mllm.core.io.errors import Record
 from mllm.core.model.chat import AUDIO_PLACEHOLDER
 
@@ -129,11 +129,24 @@ class AudioTextGenerator:
             self.config.temperature, self.config.top_k, self.config.top_p = temperature, 0, top_p
 
     def audio_input(self, record: Record) -> np.ndarray:
-        """The record's audio (its `audio`, `start`, `end`), mono float32 at the processor's rate."""
+        """The record's audio (its `audio`, `start`, `end`), mono float32 at the processor's rate,
+        decoded only as far as the feature extractor's window (what the model hears), so a long
+        file costs a window of samples, not the whole file."""
+        window = int(getattr(self.processor.feature_extractor, "n_samples", 0) or 0)
         try:
-            return record_audio(record, sample_rate=self.sample_rate).samples
+            stream = record_audio_stream(record, sample_rate=self.sample_rate)
+            blocks, kept = [], 0
+            try:
+                for block in stream:
+                    blocks.append(block if not window else block[:window - kept])
+                    kept += len(blocks[-1])
+                    if window and kept >= window:
+                        break
+            finally:
+                stream.close()
         except ValueError as exc:  # RecordError, AudioError: the message names the field
             raise type(exc)(f"record {record.get('id')!r}: {exc}") from None
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
     def render(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(conversation(messages), add_generation_prompt=True, tokenize=False)
