@@ -3,17 +3,17 @@
 Stages of a pipeline run at the same time on the same cores, and so do jobs a researcher starts
 side by side. torch's OpenMP pool has one thread per core, and idle OpenMP threads spin before
 they sleep; with more busy threads than cores the spinning threads take the cores from the
-working ones. mllm's rule (core/threads.py): idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE),
-and a process whose stdin or stdout is a pipe uses a third of the cores. Each way below runs the
-same work; "before" is the same command run by the code of another checkout (--before PATH: a
-folder holding mllm/cli and mllm/core, e.g. links into a `git worktree` of the commit before the
-rule), i.e. torch's defaults.
+working ones. mllm's rule (core/threads.py, docs/threads.md): idle OpenMP threads sleep
+(OMP_WAIT_POLICY=PASSIVE unless set), and a command uses --threads, else $MLLM_THREADS, else
+$OMP_NUM_THREADS, else every core. Each way below runs the same work; "before" is the same command
+run by the code of another checkout (--before PATH: a folder holding mllm/cli and mllm/core, e.g.
+links into a `git worktree` of the commit before the rule), i.e. torch's defaults.
 
 Pipeline (repeated in turn, A B C D A B C D ...):
 
     in turn            mllm encode clips.jsonl -o emb.jsonl; mllm caption emb.jsonl --model ckpt -o out.jsonl
     piped              mllm encode clips.jsonl | mllm caption - --model ckpt -o out.jsonl   (the rule)
-    piped, all cores   the same with MLLM_THREADS=<cores> (idle threads still sleep)
+    piped, 1 thread    the same with MLLM_THREADS=1: one thread per stage
     piped, before      the same, run by the code before the rule (--before)
 
 The work: `mllm synth` clips, encoded at 1 Hz by the DSP encoder (librosa/numpy, few threads) and by
@@ -81,7 +81,7 @@ def encoders(folder: Path, names: list[str]) -> dict[str, dict]:
     return specs
 
 
-def pipelines(args, folder: Path, clips: Path, env: dict, before: dict | None, cores: int) -> None:
+def pipelines(args, folder: Path, clips: Path, env: dict, before: dict | None) -> None:
     for encoder_name, spec in encoders(folder, args.encoders.split(",")).items():
         checkpoint = build_checkpoint(folder, spec)
         encode = f"{MLLM} encode {clips} --encoder {spec['name']} --frame-rate 1"
@@ -91,7 +91,7 @@ def pipelines(args, folder: Path, clips: Path, env: dict, before: dict | None, c
             "in turn": (f"{encode} -o {folder}/emb.jsonl && {caption.replace(' - ', f' {folder}/emb.jsonl ')} "
                         f"-o {folder}/out.jsonl", env),
             "piped": (piped, env),
-            "piped, all cores": (piped, {**env, "MLLM_THREADS": str(cores)}),
+            "piped, 1 thread": (piped, {**env, "MLLM_THREADS": "1"}),
         }
         if before is not None:
             ways["piped, before"] = (piped, before)
@@ -147,7 +147,7 @@ def main() -> None:
         folder = Path(tmp)
         run(f"{MLLM} synth {folder}/corpus --n {args.clips} --seconds {args.seconds} --no-stdout", env)
         clips = folder / "corpus" / "manifest.jsonl"
-        pipelines(args, folder, clips, env, before, cores)
+        pipelines(args, folder, clips, env, before)
         if not args.no_sft:
             trainings(args, folder, clips, env, before)
     print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr)
