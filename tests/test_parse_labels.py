@@ -99,3 +99,60 @@ def test_a_label_is_found_in_any_case_and_framing(label, noise, case):
 def test_a_negated_label_is_never_read(label, other, negation):
     text = f"It is {negation} {label}, it is {other}."
     assert label not in labels(text, GTZAN) or label == other
+
+
+# ---------------------------------------------------------------- issue 9: word forms (Snowball stems)
+
+VOCAL_TECHNIQUES = LabelSet.of(["belt", "breathy", "inhaled", "lip_trill", "spoken", "straight", "trill", "trillo", "vibrato", "vocal_fry"])
+MOODS = LabelSet.of(["happy", "sad", "calm", "dark", "love", "energetic", "relaxing"])
+
+
+@pytest.mark.parametrize(
+    "text, label_set, expected",
+    [
+        ("Belting", VOCAL_TECHNIQUES, ["belt"]),
+        ("The singer is belting with vibrato.", VOCAL_TECHNIQUES, ["belt", "vibrato"]),
+        ("inhaling", VOCAL_TECHNIQUES, ["inhaled"]),
+        ("trilling", VOCAL_TECHNIQUES, ["trill"]),
+        ("sadness", MOODS, ["sad"]),
+        ("A feeling of happiness and calmness.", MOODS, ["happy", "calm"]),
+        ("darkness", MOODS, ["dark"]),
+        ("relaxed", MOODS, ["relaxing"]),
+        ("not happiness but sadness", MOODS, ["sad"]),  # negation still applies
+        ("a rocking track", GTZAN, ["rock"]),
+        ("drumming", INSTRUMENTS, ["drums"]),  # a built-in synonym, not a stem (doubled m)
+    ],
+)
+def test_word_forms_of_labels_are_matched(text, label_set, expected):
+    assert labels(text, label_set) == expected
+
+
+@pytest.mark.parametrize(
+    "text, label_set",
+    [
+        ("rocket science", GTZAN),
+        ("classic", GTZAN),  # classic rock is not classical music
+        ("a metallic timbre", GTZAN),
+        ("a popping bass line", GTZAN),
+        ("blue", GTZAN),
+        ("Sadly, I cannot tell.", MOODS),
+        ("a lovely tune", MOODS),
+        ("sadder", MOODS),
+        ("energy", MOODS),
+        ("melancholy", MOODS),  # a synonym, not a word form
+        ("rich piano voicings", LabelSet.of(["voice", "guitar"])),
+        ("percussive", INSTRUMENTS),
+    ],
+)
+def test_words_that_only_share_a_stem_are_not_labels(text, label_set):
+    assert labels(text, label_set) == []
+
+
+def test_word_forms_in_both_directions_and_with_user_synonyms():
+    assert labels("classical", LabelSet.of(["classic", "rock"])) == []
+    assert labels("melancholy", LabelSet.of(["sad", "happy"], {"sad": ["melancholy"]})) == ["sad"]
+    assert labels("grieving", LabelSet.of(["sad", "happy"], {"sad": ["grieve"]})) == ["sad"]
+    assert MOODS.canonical("Happiness") == "happy" and VOCAL_TECHNIQUES.canonical("Belting") == "belt"
+    assert GTZAN.canonical("classic") is None
+    found = find_labels("Lots of belting here.", VOCAL_TECHNIQUES)
+    assert found[0].text == "belting" and found[0].start == 8

@@ -103,3 +103,87 @@ def test_scale_mentions_are_never_the_answer(low, width, data):
     value = data.draw(st.integers(low, high).filter(lambda v: v not in (low, high)))
     text = f"On a scale from {low} to {high}, I would say {value}."
     assert read_number(text, (low, high)) == value
+
+
+# ---------------------------------------------------------------- issue 9: spurious numbers
+
+@pytest.mark.parametrize("text, value", [("1.2e1", 12.0), ("1e-3", 0.001), ("3.6E2", 360.0), ("−1.5e−1", -0.15)])
+def test_scientific_notation_is_read_whole(text, value):
+    assert [n.value for n in find_numerals(text)] == [pytest.approx(value)]
+
+
+def test_non_finite_numbers_are_not_numbers():
+    assert find_numerals("1e400") == []
+    assert find_numerals("9" * 400) == []
+
+
+@pytest.mark.parametrize("text, value", [("1.2e1", 12.0), ("1e-3", 0.001), ("I'd rate it 1.2e1", 12.0)])
+def test_scientific_notation_on_a_scale_is_what_it_says(text, value):
+    # Outside 1-9 but within one scale width of it: returned, the caller clips (like "I'd rate it 12").
+    assert read_number(text, NINE) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["1e308", "I'd rate it 1e308", "1e400", "I rate it 30"])
+def test_numbers_far_outside_the_scale_are_refused(text):
+    assert find_number(text, NINE) is None
+
+
+@pytest.mark.parametrize(
+    "text", ["loop endlesspirate 07", "guitar loops 001 ... 120 bpm", "guitar loops 001 120 bpm", "Op. 27", "track 3"]
+)
+def test_numbers_inside_names_are_not_answers(text):
+    assert find_number(text, NINE) is None
+
+
+def test_a_rating_beside_a_name_is_read():
+    assert read_number("loop endlesspirate 07: I would rate the arousal 6.", NINE) == 6
+    assert [n.value for n in find_numerals("loops 001 at 0.5")] == [0.5]  # decimals are not zero-padded
+
+
+# CMI-Bench's EMO prompt (data/EMO/sft_emo.py of nicolaus625/CMI-bench), as its result files hold it.
+CMI_AROUSAL_QUESTION = """Estimate the arousal score of the given music on a scale from 1 to 9, where 1 represents the \
+lowest arousal level (calm, relaxing) and 9 represents the highest arousal level (energetic, intense). Provide a \
+numerical estimate based on your perception of the music.
+
+            Example 1, when the music is slow and gentle, suggesting a low arousal level:
+            Estimated score: 2.
+
+            Example 2, when the music is energetic and driving, indicating a high arousal level:
+            Estimated score: 8.
+
+            Example 3, when the music has a balanced tempo and moderate intensity:
+            Estimated score: 5."""
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "The estimated arousal scores of the given music are 2, 8, and 5, respectively.",
+        "Example 1: Estimated score: 2. Example 2: Estimated score: 8.",
+        "2, 8, 5",
+    ],
+)
+def test_a_response_that_echoes_the_examples_is_not_an_answer(response):
+    assert find_number(response, NINE, "arousal", question=CMI_AROUSAL_QUESTION) is None
+    assert find_number(response, NINE, "arousal") is not None  # without the question: read as before
+
+
+@pytest.mark.parametrize(
+    "response, value",
+    [
+        ("The estimated arousal score of the given music is 2.", 2),  # one example value is an answer
+        ("Estimated score: 5.", 5),
+        ("I would rate it 6, between the examples 5 and 8.", 6),
+        ("Example 1 is calm; this music is a 7.", 7),
+    ],
+)
+def test_answers_beside_the_examples_are_read(response, value):
+    assert read_number(response, NINE, "arousal", question=CMI_AROUSAL_QUESTION) == value
+
+
+def test_the_examples_of_a_question_leave_out_the_scale_and_enumerators():
+    from mllm.core.parse.numbers import _example_values
+
+    assert _example_values(CMI_AROUSAL_QUESTION, NINE) == {2, 8, 5}
+    assert _example_values("Estimate its arousal on a scale from 1 (very calm) to 9 (very intense). "
+                           "Return a single number between 1 and 9.", NINE) == set()

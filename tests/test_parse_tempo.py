@@ -71,3 +71,22 @@ def test_any_tempo_in_any_phrasing(bpm, template):
     found = find_tempo(text)
     assert found is not None and found.value == pytest.approx(bpm), text
     assert f"{bpm:g}" in found.text
+
+
+# ---------------------------------------------------------------- issue 9: numbers inside names
+
+
+@pytest.mark.parametrize(
+    "text, bpm",
+    [("guitar loops 001 120 bpm", 120), ("guitar loops 001 ... 120 bpm", 120), ("loop endlesspirate 07, tempo 96", 96),
+     ("1.2e2 BPM", 120)],
+)
+def test_numbers_inside_names_are_skipped(text, bpm):
+    assert read_tempo(text) == pytest.approx(bpm)
+
+
+@pytest.mark.parametrize(
+    "text", ["The tempo of loop endlesspirate 07 is fast.", "The tempo of guitar loops 090 is fast.", "Tempo of Op. 27: lively"]
+)
+def test_a_name_is_not_a_tempo(text):
+    assert find_tempo(text) is None

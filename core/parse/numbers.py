@@ -17,6 +17,13 @@ Phrasings accepted, on the scale 1-9 unless said (the tests use this list):
     "The music has 2 guitars and I rate it 6"                   6
     "-0.4" on the scale -1..1                                     -0.4
     "70%" on the scale 0-100                                      70
+    "1.2e1"   "1e-3"                                              12, 0.001 (outside the scale: the caller clips)
+Not read as an answer (None):
+    "1e308"                                      farther outside the scale than its own width
+    "loop endlesspirate 07"                      a number in a name (core.parse.numerals)
+    "guitar loops 001 at 120 bpm"                a name and a tempo: no rating
+    "The estimated arousal scores of the given music are 2, 8, and 5, respectively."
+        with question="... Example 1 ... Estimated score: 2. Example 2 ... 8. Example 3 ... 5."
 
 Rules:
 1. Scale mentions are not answers: "1-9 scale", "scale of 1 to 9", "from 1 to 9" when those are
@@ -29,7 +36,16 @@ Rules:
    number outside the scale is returned only when no number inside it remains (the caller decides
    whether to clip).
 4. A scale bound followed by what it means ("where 1 is calm and 9 is excited") is not an answer.
-5. Numbers with a unit that is not the scale's ("120 BPM", "30 seconds", "4/4") are skipped.
+5. Numbers with a unit that is not the scale's ("120 BPM", "30 seconds", "4/4") are skipped, and
+   so are enumerators ("Example 1", "1. Arousal: 6").
+6. A number farther outside the scale than the scale's width (1e308, or 30 on 1-9; 12 on 1-9 is
+   kept) is not a rating.
+7. With `question` (the prompt the response answers): the question's example answers are its
+   numbers that rules 1, 4 and 5 leave, inside the scale and not a bound. CMI-Bench's emotion
+   prompts show three ("Example 1, when the music is slow and gentle ...: Estimated score: 2.",
+   then 8 and 5). A response whose numbers inside the scale are two or more different example
+   values and nothing else repeats the examples instead of answering: None. One example value
+   alone ("The estimated arousal score is 2.") is an answer.
 """
 
 from __future__ import annotations
@@ -49,6 +65,7 @@ UNIT_AFTER = re.compile(
     r"^\s*(?:bpm\b|b\.p\.m|beats?\b|hz\b|khz\b|db\b|s\b|sec|seconds?\b|ms\b|min(?:ute)?s?\b|bars?\b|measures?\b|years?\b|/\s*4\b|/\s*8\b|th\b|st\b|nd\b|rd\b)",
     re.I,
 )
+ENUMERATOR_BEFORE = re.compile(r"\b(?:examples?|options?|steps?|questions?|samples?)\s*#?\s*$", re.I)
 LIST_MARKER = re.compile(r"(?:^|\n)\s*$")
 # "where 1 is calm and 9 is excited": a scale bound followed by what it means.
 ANCHOR_AFTER = re.compile(r"^\s*(?:=|is|means|being|represents|indicates|stands\s+for)\s+(?:the\s+|very\s+|extremely\s+|most\s+|least\s+|not\s+)*[a-z]", re.I)
@@ -95,18 +112,38 @@ def _candidates(text: str, scale: tuple[float, float]) -> list[tuple[float, Nume
             continue  # the N of "7/9", "out of 9", "a 9-point scale"
         if UNIT_AFTER.match(after) or re.search(r"\d\s*/\s*$", before) or _is_list_marker(text, a):
             continue
+        if ENUMERATOR_BEFORE.search(before):
+            continue
         if a.value in (low, high) and ANCHOR_AFTER.match(after):
             continue
         out.append((a.value, a, a))
     return out
 
 
-def find_number(text: str, scale: tuple[float, float], name: str | None = None) -> Found[float] | None:
-    """The number the text gives on `scale` (rules in the module docstring), or None."""
+def _example_values(question: str, scale: tuple[float, float]) -> set[float]:
+    """The example answers a question shows: its numbers inside the scale, bounds and scale mentions left out."""
     low, high = scale
-    candidates = _candidates(text, scale)
+    return {c[0] for c in _candidates(question, scale) if low < c[0] < high}
+
+
+def find_number(
+    text: str, scale: tuple[float, float], name: str | None = None, *, question: str | None = None
+) -> Found[float] | None:
+    """The number the text gives on `scale` (rules in the module docstring), or None.
+
+    `name` is the quantity asked for ("arousal"); `question`, the prompt the text answers, lets
+    a response that only repeats the prompt's example scores be refused (rule 7).
+    """
+    low, high = scale
+    width = high - low
+    candidates = [c for c in _candidates(text, scale) if low - width <= c[0] <= high + width]
     if not candidates:
         return None
+    if question:
+        examples = _example_values(question, scale)
+        said = {n.value for value, first, last in candidates if low <= value <= high for n in (first, last)}
+        if len(said) >= 2 and said <= examples:
+            return None
 
     def found(candidate):
         value, first, last = candidate
@@ -122,6 +159,8 @@ def find_number(text: str, scale: tuple[float, float], name: str | None = None) 
     return found(cued[0] if cued else inside[0] if inside else candidates[0])
 
 
-def read_number(text: str, scale: tuple[float, float], name: str | None = None) -> float | None:
-    found = find_number(text, scale, name)
+def read_number(
+    text: str, scale: tuple[float, float], name: str | None = None, *, question: str | None = None
+) -> float | None:
+    found = find_number(text, scale, name, question=question)
     return found.value if found else None

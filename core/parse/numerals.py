@@ -4,18 +4,27 @@
 
 Accepted forms (the tests use this list):
 
-    "7"  "7.25"  ".5"  "-0.5"  "−0.5" (Unicode minus)  "+3"  "1,200" (thousands)  "3.6e2" is NOT read
+    "7"  "7.25"  ".5"  "-0.5"  "−0.5" (Unicode minus)  "+3"  "1,200" (thousands)
+    "1.2e1" -> 12   "1e-3" -> 0.001   "3.6E2" -> 360     scientific notation, read whole
     "seven"  "twenty-one"  "one hundred and twenty"  "a hundred"  "six and a half"
     "seven point five"  "half"  "zero"
+Not read as numbers:
+    "1e400"                                  not finite (the mantissa alone is never read: not 1)
+    "loop endlesspirate 07"  "loops 001"     zero-padded whole numbers number things in a name
+    "Op. 27"  "No. 5"  "track 3"  "loop 12"  a number after a catalogue word is part of a name
 
 No library in the project's stack reads number words (word2number and similar packages read only
 whole numbers and would be one more dependency for a few lines), so this small reader is written
 by hand. The word "one" is read as a number only when it is not a pronoun ("this one", "one of").
 A minus sign counts only where it cannot be a range dash: "1-9" is two numbers, 1 and 9.
+Numbers that are part of a name (a title, a file, a catalogue number) are left out, so that no
+parser reads them as an answer: a whole number written with a leading zero ("07", "001"; "0.5"
+is a decimal and is read) and a number after "No.", "Op.", "opus", "track", "loop", "vol.".
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -44,8 +53,10 @@ _WORD = "|".join(sorted([*UNITS, *TENS, *SCALES], key=len, reverse=True))
 # a colon or the start (so "1-9" is a range, not 1 and -9).
 DIGITS_RE = re.compile(
     r"(?<![\w.])(?:(?<=^)|(?<=[\s(\[:=,;~]))?(?P<sign>[-−+](?=[.\d]))?"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?|\.\d+)(?![\d])"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-−+]?\d+)?)(?![\d])"
 )
+ZERO_PADDED = re.compile(r"0\d+")  # "07", "001": a number in a name, not a quantity
+NAME_BEFORE = re.compile(r"\b(?:no\.|nr\.|op\.|opus|track|loop|vol\.|volume)\s*$", re.I)
 # A run of number words ("one hundred and twenty", "six and a half", "seven point five").
 WORDS_RE = re.compile(
     rf"\b(?:(?:{_WORD})\b(?:[\s-]+(?:and\s+)?(?:a\s+half|(?:{_WORD})\b|point\s+(?:(?:{_WORD})\b\s*)+))*"
@@ -96,8 +107,10 @@ def find_numerals(text: str) -> list[Numeral]:
     """Every number in `text`, in reading order, with its span."""
     found: list[Numeral] = []
     for match in DIGITS_RE.finditer(text):
-        number = match.group("num").replace(",", "")
+        number = match.group("num").replace(",", "").replace("−", "-")
         value = float(number)
+        if not math.isfinite(value) or ZERO_PADDED.fullmatch(number) or NAME_BEFORE.search(text[max(0, match.start() - 16) : match.start()]):
+            continue
         if match.group("sign") in ("-", "−"):
             value = -value
         found.append(Numeral(value, match.group(0), match.start(), match.end()))

@@ -11,10 +11,12 @@ Phrasings accepted (the tests use this list):
     "one hundred and twenty beats per minute"    number words
     "between 120 and 124 BPM"  "120-124 BPM"  "120 to 124 bpm"   -> 122 (a range: its midpoint)
     "120"  "120.5"                                 the whole answer is a number
+    "guitar loops 001 ... 120 bpm"   -> 120        a number in a name is skipped (core.parse.numerals)
 Not read as a tempo:
     "In 4/4 time."  "3/4"                          time signatures
     "The tempo is fast."                           no number
     "4 beats per bar", "30 seconds", "440 Hz"      other units
+    "The tempo of loop endlesspirate 07 is fast."  a number in a name ("07", "loops 090", "Op. 27")
 
 Rules, in order: a number with a tempo unit (BPM, beats per minute, a metronome mark) wins;
 then a number that follows the word "tempo" in the same sentence; then a whole answer that is only
