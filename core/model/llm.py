@@ -38,8 +38,8 @@ from pathlib import Path
 
 import torch
 
+from mllm.core.cache import cache_dir
 from mllm.core.encoders.cache import file_sha256
-from mllm.core.metrics.captions import cache_dir
 from mllm.core.model.sources import ModelSourceError, check_model_folder, resolve_model
 
 __all__ = ["load_llm", "resolve_llm", "smollm2_gguf", "DEFAULT_LLM", "LLM_CACHE_VERSION"]
