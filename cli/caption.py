@@ -18,6 +18,7 @@ from mllm.core.io.records import read_records
 def command(
     input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio_embedding` (from `mllm encode`), or `audio` for an audio-text model; `messages` give their question."),
     model: str = typer.Option(..., "--model", help="MusicLLM checkpoint folder (from `mllm sft`), or a Hugging Face audio-text model (folder or owner/name hub id; Qwen2-Audio), which reads `audio`."),
+    split: Optional[str] = typer.Option(None, "--split", help="Answer only the records of this split (e.g. test); the others pass through untouched."),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="Ask every record this instead of its own `messages` (default for records without messages: 'Describe this music.')."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
@@ -43,15 +44,17 @@ def command(
 
     Examples:
 
-        mllm caption clips.enc.jsonl --model runs/caption -o captions.jsonl
+        mllm caption clips.enc.jsonl --model runs/caption --split test -o captions.jsonl
 
-        mllm caption clips.enc.jsonl --model runs/caption -o captions.jsonl --resume
+        mllm caption clips.enc.jsonl --model runs/caption --split test -o captions.jsonl --resume
+
+        mllm caption instructions.jsonl --model runs/key --split test | mllm eval-mir --split test --table
 
         mllm caption test.jsonl --model runs/key --prompt "What key is this music in?" --max-new-tokens 16
 
         mllm caption clips.jsonl --model Qwen/Qwen2-Audio-7B-Instruct --batch-size 4 -o qwen2audio.jsonl
 
-        mllm caption clips.enc.jsonl --model runs/caption --sample --temperature 0.7 --seed 3 | mllm eval-caption
+        mllm caption clips.enc.jsonl --model runs/caption --split test --sample --temperature 0.7 --seed 3 | mllm eval-caption --split test
     """
     set_threads(threads)
     from mllm.core.infer.captions import STAGE, caption_records
@@ -65,7 +68,8 @@ def command(
         records = skip_done(read_records(input), done)
         with progress() as bar:
             task = bar.add_task("caption", total=None)
-            for record in caption_records(records, generate, prompt=prompt, batch_size=batch_size, summary=summary):
+            for record in caption_records(records, generate, prompt=prompt, batch_size=batch_size, summary=summary,
+                                         split=split):
                 write(record)
                 bar.advance(task)
     finish(summary, allow_errors)

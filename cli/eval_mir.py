@@ -24,7 +24,7 @@ from mllm.cli.common import (
 )
 from mllm.core.evaluation.cmi_bench import CmiBenchError, check_task_name
 from mllm.core.evaluation.mir import EvalOptions
-from mllm.core.evaluation.mir_files import evaluate, open_input
+from mllm.core.evaluation.mir_files import HEADLINE, evaluate, evaluate_files, expand_inputs, open_input
 from mllm.core.evaluation.tasks import KINDS, TaskError, parse_scale
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
@@ -41,12 +41,14 @@ def _scale(text: str | None) -> tuple[float, float] | None:
 
 
 def command(
-    input: str = typer.Argument("-", help=INPUT_HELP + " CMI-Bench result files are recognised."),
+    inputs: Optional[list[str]] = typer.Argument(None, help=INPUT_HELP + " CMI-Bench result files are recognised. Several files, or a folder of them, are scored each on its own into one leaderboard.", show_default=False),
     per_item: bool = typer.Option(False, "--per-item", help="Write every record with its reading and scores instead of the summary."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the summary (or the --per-item records) here instead of stdout."),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     table: bool = typer.Option(False, "--table", help="Print a table of the metrics on stderr."),
     compare_with: Optional[str] = typer.Option(None, "--compare", help="Score a second system's file on the same items and add a paired bootstrap test."),
+    split: Optional[str] = typer.Option(None, "--split", help="Score only the records of this split (e.g. test); the others pass through unscored. Default: every split, each scored apart."),
+    include_in_sample: bool = typer.Option(False, "--include-in-sample", help="Also score records marked in_sample (predictions of the records a probe was fitted on); never a held-out figure."),
     task: Optional[str] = typer.Option(None, "--task", help="Task of every record (CMI-Bench: e.g. GS_key, EMO_arousal; default: from the file name)."),
     cmi_bench: Optional[bool] = typer.Option(None, "--cmi-bench/--no-cmi-bench", help="Read INPUT as a CMI-Bench result file (default: detected)."),
     read_from: str = typer.Option("auto", "--read-from", help="Read answers from 'prediction', 'response', or 'auto' (prediction when present)."),
@@ -75,17 +77,28 @@ def command(
     Reads free-text answers (`response`) or structured predictions (`prediction`).
 
     Prints one JSON summary (per task: metrics with 95 % bootstrap intervals, n, parse rate).
+    Records of different splits are never scored together: --split test scores the held-out
+    split alone, and without it each split gets its own rows ("key [test]", "key [train]").
+    Predictions marked in_sample (a probe's own training records) are left out unless asked.
 
     Examples:
 
-        mllm eval-mir answers.jsonl --table
+        mllm eval-mir answers.jsonl --split test --table
 
         cat answers.jsonl | mllm eval-mir --per-item -o scored.jsonl
 
         mllm eval-mir results/qwen2_GS_key.jsonl --compare results/salmonn_GS_key.jsonl
+
+        mllm eval-mir results/ --table -o leaderboard.json
     """
     set_threads(threads)
-    refuse_output_over_input(output, input, compare_with)
+    try:
+        paths = expand_inputs(inputs or ["-"])
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    refuse_output_over_input(output, *paths, compare_with)
+    if len(paths) > 1 and (per_item or compare_with):
+        raise fail(f"{'--per-item' if per_item else '--compare'} takes one input; {len(paths)} were given")
     if read_from not in ("auto", "prediction", "response"):
         raise fail(f"--read-from must be auto, prediction or response, got {read_from!r}")
     if match not in ("text", "embedding"):
@@ -117,6 +130,8 @@ def command(
         n_resamples=bootstrap,
         confidence=confidence,
         seed=seed,
+        split=split,
+        include_in_sample=include_in_sample,
     )
     try:
         options.check()
@@ -125,6 +140,20 @@ def command(
     except ValueError as exc:
         raise fail(str(exc)) from None
     summary = StreamSummary("eval-mir")
+    if len(paths) > 1:
+        with stream_errors(), progress() as bar:
+            bar.add_task(f"scoring {len(paths)} files", total=None)
+            try:
+                result = evaluate_files(paths, options, cmi_bench=cmi_bench, task=task, summary=summary,
+                                        note=lambda line: console.print(line, highlight=False, soft_wrap=True))
+            except EmbeddingUnavailable as exc:
+                raise fail(str(exc)) from None
+        for skipped in result["skipped_files"]:
+            console.print(f"skipped {skipped['input']}: {skipped['reason']}", highlight=False, soft_wrap=True)
+        finish_report(result, output=output, per_item=False, table=render_leaderboard(result) if table else None,
+                      summary=summary, allow_errors=allow_errors)
+        return
+    input = paths[0]
     with ExitStack() as stack, stream_errors():
         try:
             main = open_input(input, stack, cmi_bench=cmi_bench, task=task)
@@ -140,27 +169,82 @@ def command(
                 result = evaluate(main, options, write=writer.write if writer else None, other=other, summary=summary)
             except EmbeddingUnavailable as exc:
                 raise fail(str(exc)) from None
+    for line in split_notes(result):
+        console.print(line, highlight=False, soft_wrap=True)
     finish_report(
         result, output=output, per_item=per_item, table=render_table(result) if table else None,
         summary=summary, allow_errors=allow_errors,
     )
 
 
+def split_notes(result: dict) -> list[str]:
+    """What was scored of which split, and what was left out, for stderr."""
+    notes = []
+    scored = result.get("n_scored_by_split", {})
+    not_scored = result.get("not_scored", {})
+    if result.get("split") is not None:
+        other = not_scored.get("other_splits", {})
+        if not scored:
+            seen = ", ".join(f"{name} {n}" for name, n in other.items()) or "none"
+            notes.append(f"warning: no record of split {result['split']!r} was scored (splits seen: {seen})")
+        elif other:
+            notes.append(f"split {result['split']}: other splits passed through unscored ("
+                         + ", ".join(f"{name} {n}" for name, n in other.items()) + ")")
+    elif len(scored) > 1:
+        notes.append("each split scored apart: " + ", ".join(f"{name} {n}" for name, n in scored.items())
+                     + " items (give --split test for the held-out figures alone)")
+    if not_scored.get("in_sample"):
+        notes.append(f"{not_scored['in_sample']} in-sample predictions (a probe's training records) left out; "
+                     "--include-in-sample scores them")
+    return notes
+
+
 def render_table(result: dict) -> Table:
     """One row per task and metric: value, interval, n and parse rate (and the comparison)."""
     comparison = result.get("comparison", {}).get("tasks", {})
-    table = Table(title="eval-mir", title_justify="left")
-    for column in ("task", "metric", "value", f"{int(result['bootstrap']['confidence'] * 100)} % interval", "n", "parsed"):
+    title = "eval-mir" + (f": split {result['split']}" if result.get("split") else "")
+    table = Table(title=title, title_justify="left")
+    for column in ("task", "split", "metric", "value", f"{int(result['bootstrap']['confidence'] * 100)} % interval", "n", "parsed"):
         table.add_column(column)
     if comparison:
         for column in ("other", "A - B", "p"):
             table.add_column(column)
     for name, task in result["tasks"].items():
-        for metric, entry in task["metrics"].items():
+        # regression: the parsed items' figures (n = the number scored), then CMI-Bench's protocol
+        # (every item, unparsed = the mean) on rows of their own
+        rows = [(metric, entry, task.get("n_scored", task["n"])) for metric, entry in task["metrics"].items()]
+        rows += [(f"{metric} (unparsed = mean)", entry, task["n"])
+                 for metric, entry in task.get("metrics_unparsed_as_mean", {}).items()]
+        for metric, entry, n in rows:
             interval = "" if entry["low"] is None else f"[{entry['low']:.4f}, {entry['high']:.4f}]"
-            row = [name, metric, f"{entry['value']:.4f}", interval, str(task["n"]), f"{task['parse_rate']:.1%}"]
+            split = "no split" if task.get("split") is None else task["split"]
+            row = [task.get("task", name), split, metric, f"{entry['value']:.4f}", interval, str(n), f"{task['parse_rate']:.1%}"]
             if comparison:
                 paired = comparison.get(name, {}).get("metrics", {}).get(metric)
                 row += [f"{paired['b']:.4f}", f"{paired['difference']:+.4f}", f"{paired['p_value']:.3g}"] if paired else ["", "", ""]
             table.add_row(*row)
+    return table
+
+
+def render_leaderboard(result: dict) -> Table:
+    """One row per file and task: model, task, split, the kind's headline metric with its
+    interval, n (scored) and parse rate; sorted by task, best first."""
+    confidence = result["bootstrap"]["confidence"] if result.get("bootstrap") else 0.95
+    table = Table(title=f"eval-mir: {len(result['files'])} files", title_justify="left")
+    for column in ("task", "model", "split", "metric", "value", f"{int(confidence * 100)} % interval", "n", "parsed"):
+        table.add_column(column)
+    rows = []
+    for entry in result["files"]:
+        for name, task in entry["tasks"].items():
+            metric = HEADLINE.get(task["task_type"])
+            metric_entry = task["metrics"].get(metric)
+            if metric_entry is None:
+                continue
+            rows.append((entry.get("cmi_bench_task") or task.get("task", name), entry["model"], task, metric, metric_entry))
+    rows.sort(key=lambda row: (row[0], -(row[4]["value"] if row[4]["value"] == row[4]["value"] else float("-inf"))))
+    for task_name, model, task, metric, entry in rows:
+        interval = "" if entry["low"] is None else f"[{entry['low']:.4f}, {entry['high']:.4f}]"
+        split = "no split" if task.get("split") is None else task["split"]
+        table.add_row(task_name, model, split, metric, f"{entry['value']:.4f}", interval,
+                      str(task.get("n_scored", task["n"])), f"{task['parse_rate']:.1%}")
     return table

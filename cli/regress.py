@@ -24,6 +24,7 @@ def command(
     model: Optional[str] = typer.Option(None, "--model", help="MusicLLM checkpoint folder, or a Hugging Face audio-text model such as Qwen2-Audio (--method llm)."),
     method: str = typer.Option("llm", "--method", help="llm: ask the model and read its answer; probe: a regressor on pooled embeddings trained on the train split."),
     probe: str = typer.Option("ridge", "--probe", help="Probe kind with --method probe: ridge (RidgeCV) or mlp."),
+    split: Optional[str] = typer.Option(None, "--split", help="Answer only the records of this split (e.g. test); the others pass through untouched."),
     targets: str = typer.Option("arousal,valence", "--targets", help="Comma-separated numeric targets; 'task' = each record's own task (instruction records, --method llm)."),
     scale: list[str] = typer.Option([], "--scale", help="NAME=LOW,HIGH for a target (repeatable); default: the record's scale for its task, else 1-9 for arousal/valence/energy/brightness."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
@@ -43,24 +44,27 @@ def command(
 
     --method llm asks the model "How would you rate the arousal ... on a scale from 1 to 9?" for
     each target, reads the number with eval-mir's parser, clips it to the scale and keeps the raw
-    answers in `response` (parse_ok false, value null when no number was read). --method probe
-    fits a ridge or MLP regressor on time-pooled embeddings of the train split (labels.<name> or
-    answer.<name>) and predicts every record: the supervised baseline. With -o FILE --resume,
-    a stopped run continues: records already done are skipped, failed ones done again.
+    answers in `response` (parse_ok false for a target, value null, when no number was read).
+    --method probe fits a ridge or MLP regressor on time-pooled embeddings of the train split
+    (labels.<name> or answer.<name>; records without `split` are never fitted on) and predicts
+    every record: the supervised baseline. Its predictions of train records are marked
+    `in_sample`, and eval-mir leaves them out. --split NAME answers that split alone and passes
+    the others through. With -o FILE --resume, a stopped run continues: records already done are
+    skipped, failed ones done again.
 
     Examples:
 
-        mllm regress deam.enc.jsonl --model runs/emotion -o deam.pred.jsonl
+        mllm regress deam.enc.jsonl --model runs/emotion --split test -o deam.pred.jsonl
 
-        mllm regress deam.enc.jsonl --model runs/emotion -o deam.pred.jsonl --resume
+        mllm regress deam.enc.jsonl --model runs/emotion --split test -o deam.pred.jsonl --resume
 
-        mllm regress deam.enc.jsonl --model runs/emotion | mllm eval-mir --table
+        mllm regress deam.enc.jsonl --model runs/emotion --split test | mllm eval-mir --split test --table
 
-        mllm regress deam.enc.jsonl --method probe --probe ridge | mllm eval-mir --table
+        mllm regress deam.enc.jsonl --method probe --probe ridge | mllm eval-mir --split test --table
 
         mllm regress corpus.enc.jsonl --model runs/demo --targets energy,brightness --scale energy=1,9
 
-        mllm regress deam.instructions.jsonl --model runs/emotion --targets task | mllm eval-mir
+        mllm regress deam.instructions.jsonl --model runs/emotion --targets task --split test | mllm eval-mir --split test
     """
     set_threads(threads)
     names = tuple(t.strip() for t in targets.split(",") if t.strip())
@@ -90,7 +94,9 @@ def command(
                           + " train records", highlight=False)
             # the probe is fitted on every train record; only the prediction pass skips written ids
             todo = skip_done(read_records(source, name=name), done)
-            results = predict_records(todo, fitted, scales, summary)
+            if fitted.unsplit:
+                console.print(f"{fitted.unsplit} records have no `split`: predicted, never fitted on", highlight=False)
+            results = predict_records(todo, fitted, scales, summary, split=split)
         elif method == "llm":
             from mllm.core.infer.regression import regress_records
 
@@ -99,7 +105,7 @@ def command(
             generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, 1.0, seed)
             todo = skip_done(read_records(input), done)
             results = regress_records(todo, generate, targets=names, scales=scales,
-                                      batch_size=batch_size, summary=summary)
+                                      batch_size=batch_size, summary=summary, split=split)
         else:
             raise fail(f"--method must be llm or probe, not {method!r}")
         write = open_output(stack, output, output_format_name, resume)

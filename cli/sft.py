@@ -124,6 +124,10 @@ def command(
         raise fail(f"{len(missing)} records lack `audio_embedding` or `messages` (first: {missing[0]!r}); run `mllm encode` and `mllm build-instructions` first")
     if not usable:
         raise fail("no records to train on")
+    unsplit = sum(r.get("split") is None for r in usable)
+    if unsplit:
+        console.print(f"[yellow]warning[/]: {unsplit} records have no `split` and are not trained on "
+                      "(training uses split 'train', validation 'valid')", highlight=False)
     try:
         with _cannot_run():
             run = setup(config, usable, resume=resume, given=given, extend_to=extend_to)

@@ -148,12 +148,12 @@ def test_regress_reads_clips_and_keeps_unparsed_answers_visible():
     out = list(regress_records(records, generate, batch_size=2, summary=summary))
     assert [r["id"] for r in out] == ["r0", "r1", "r2"] and summary.failed == 0
     for record in out:
-        assert record["prediction"] == {"arousal": 9.0, "valence": None, "parse_ok": False}
+        assert record["prediction"] == {"arousal": 9.0, "valence": None, "parse_ok": {"arousal": True, "valence": False}}
         assert record["regression"]["arousal"] == {"read": "12", "clipped": True}
         assert record["response"]["valence"] == "It sounds rather calm."
         assert "messages" in record
     good = list(regress_records(records[:1], stub({"arousal": "6.5", "valence": "Valence: 3 out of 9"})))
-    assert good[0]["prediction"] == {"arousal": 6.5, "valence": 3.0, "parse_ok": True}
+    assert good[0]["prediction"] == {"arousal": 6.5, "valence": 3.0, "parse_ok": {"arousal": True, "valence": True}}
     passed = {"id": "old", "error": {"stage": "encode", "type": "X", "message": "m"}}
     bare = {"id": "bare"}
     summary = StreamSummary("regress")
@@ -162,9 +162,10 @@ def test_regress_reads_clips_and_keeps_unparsed_answers_visible():
     assert (summary.failed_here, summary.failed_before) == (1, 1)
     own = [{**records[0], "task": "valence"}, {**records[1], "task": "arousal"}]
     by_task = list(regress_records(own, generate, targets=("task",)))
-    assert [r["prediction"] for r in by_task] == [{"valence": None, "parse_ok": False}, {"arousal": 9.0, "parse_ok": True}]
+    assert [r["prediction"] for r in by_task] == [{"valence": None, "parse_ok": {"valence": False}},
+                                                  {"arousal": 9.0, "parse_ok": {"arousal": True}}]
     scaled = list(regress_records(records[:1], stub({"energy": "0.5"}), targets=("energy",), scales={"energy": (-1, 1)}))
-    assert scaled[0]["prediction"] == {"energy": 0.5, "parse_ok": True}
+    assert scaled[0]["prediction"] == {"energy": 0.5, "parse_ok": {"energy": True}}
 
 
 def test_regress_question_is_the_emotion_papers_form():
@@ -180,7 +181,7 @@ def test_regress_cli_on_a_checkpoint(checkpoint, tmp_path):
     for record in out:
         prediction = record["prediction"]
         assert set(prediction) == {"arousal", "valence", "parse_ok"}
-        assert prediction["parse_ok"] == all(prediction[n] is not None for n in ("arousal", "valence"))
+        assert prediction["parse_ok"] == {n: prediction[n] is not None for n in ("arousal", "valence")}
         assert all(v is None or 1 <= v <= 9 for k, v in prediction.items() if k != "parse_ok")
         assert set(record["response"]) == {"arousal", "valence"}
     invoke("regress", source, expect=2)  # --method llm needs --model
@@ -328,7 +329,10 @@ def test_ridge_probe_recovers_a_linear_target():
     for name in ("arousal", "valence"):
         truth = [np.clip(r["answer"][name], 1, 9) for r, _ in test]
         assert r2_score(truth, [o["prediction"][name] for _, o in test]) > 0.9
-    assert all(o["prediction"]["parse_ok"] and 1 <= o["prediction"]["arousal"] <= 9 for o in out)
+    assert all(o["prediction"]["parse_ok"] == {"arousal": True, "valence": True} and 1 <= o["prediction"]["arousal"] <= 9
+               for o in out)
+    # predictions of the records the probe was fitted on are marked, and only those
+    assert [o.get("in_sample", False) for o in out] == [r["split"] == "train" for r in records]
     np.testing.assert_allclose(pooled(records[0]), records[0]["audio_embedding"].astype(np.float64).mean(0))
     mlp = fit_probe(records, ("arousal",), "mlp")
     assert set(next(iter(predict_records(records[:1], mlp)))["prediction"]) == {"arousal", "parse_ok"}
@@ -345,7 +349,7 @@ def test_probe_cli_and_eval_mir_end_to_end(tmp_path):
     invoke("regress", source, "--method", "probe", "--probe", "mlp", "--allow-errors")
     predicted = rows((tmp_path / "pred.jsonl").read_text())
     assert len(predicted) == 121 and predicted[-1]["error"]["stage"] == "regress"
-    assert predicted[0]["probe"]["method"] == "ridge" and predicted[0]["prediction"]["parse_ok"] is True
+    assert predicted[0]["probe"]["method"] == "ridge" and predicted[0]["prediction"]["parse_ok"] == {"arousal": True, "valence": True}
     # stdin is read twice (fit, then predict) through a spooled copy
     piped = runner.invoke(app, ["regress", "--method", "probe", "--allow-errors"], input=source.read_bytes())
     assert piped.exit_code == 0 and len(rows(piped.stdout)) == 121
@@ -364,7 +368,7 @@ def test_llm_answers_reach_eval_mir_with_unparsed_ones_counted(tmp_path):
         return [next(answers) for _ in prompts]
 
     out = list(regress_records(records, generate, targets=("arousal",), batch_size=3))
-    assert [r["prediction"]["parse_ok"] for r in out] == [True, False, True, True]
+    assert [r["prediction"]["parse_ok"] for r in out] == [{"arousal": ok} for ok in (True, False, True, True)]
     summary = json.loads(invoke("eval-mir", write_records(tmp_path / "pred.jsonl", out)).stdout)
     arousal = summary["tasks"]["arousal"]
     assert arousal["n"] == 4 and arousal["n_parsed"] == 3 and "r2" in arousal["metrics"]

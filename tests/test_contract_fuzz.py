@@ -47,7 +47,7 @@ def world(tmp_path_factory):
     soundfile.write(folder / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
     llm = build_tiny_llm(folder / "llm")
     rng = np.random.default_rng(0)
-    train_records = [{"id": f"t{i}", "encoder": "dsp", "frame_rate": 1.0,
+    train_records = [{"id": f"t{i}", "split": "train", "encoder": "dsp", "frame_rate": 1.0,
                       "audio_embedding": rng.normal(size=(2, DIM)).astype(np.float32),
                       "messages": [{"role": "user", "content": "<audio>\nWhat key?"},
                                    {"role": "assistant", "content": "The key is A minor."}]} for i in range(4)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import orjson
 import pytest
@@ -175,3 +177,17 @@ def test_a_dead_worker_fails_only_its_record():
     assert all(r.get("done") for i, r in enumerate(out) if i not in (3, 6))
     assert out[6] == records[6]
     assert (summary.records_out, summary.failed_here, summary.failed_before) == (9, 1, 1)
+
+
+def test_records_queued_after_a_worker_died_are_still_analysed():
+    # The pool breaks while records are still being queued (seen under load in CI): the records
+    # submitted to the broken pool are re-run, not lost with a BrokenProcessPool traceback.
+    def records():
+        yield {"id": "0", "crash": True}
+        time.sleep(3)  # the worker has died and the pool is marked broken before the next submit
+        for i in range(1, 4):
+            yield {"id": str(i)}
+
+    out = list(in_pool(records(), crash_on_request, workers=2))
+    assert [r["id"] for r in out] == ["0", "1", "2", "3"]
+    assert out[0]["error"]["type"] == "WorkerDied" and all(r.get("done") for r in out[1:])

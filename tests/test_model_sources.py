@@ -308,7 +308,7 @@ def sft_records(tmp_path) -> Path:
     lines = []
     for index in range(2):
         lines.append(orjson.dumps({
-            "id": f"r{index}", "encoder": "dsp", "frame_rate": 2.0, "layer": None,
+            "id": f"r{index}", "split": "train", "encoder": "dsp", "frame_rate": 2.0, "layer": None,
             "audio_embedding": encode_tensor(rng.standard_normal((4, 8)).astype(np.float32)),
             "messages": [{"role": "user", "content": "<audio> What key is this music in?"},
                          {"role": "assistant", "content": "A minor"}],

@@ -38,19 +38,25 @@ def test_encode_instructions_sft_regress_eval(tmp_path):
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses  # 8.0 -> 5.5 when written
 
     invoke("regress", tmp_path / "instr.jsonl", "--model", tmp_path / "ckpt", "--targets", "task",
-           "--max-new-tokens", 24, "-o", tmp_path / "pred.jsonl")
+           "--max-new-tokens", 24, "--split", "test", "-o", tmp_path / "pred.jsonl")
     predicted = [orjson.loads(line) for line in (tmp_path / "pred.jsonl").read_bytes().splitlines()]
     assert [r["id"] for r in predicted] == [r["id"] for r in instructions]
-    for record in predicted:
+    test = [r for r in predicted if r["split"] == "test"]
+    assert test and all(r == i for r, i in zip(predicted, instructions) if i["split"] != "test")  # passed through
+    for record in test:
         prediction = record["prediction"]
         value = prediction[record["task"]]
-        assert (value is None) == (not prediction["parse_ok"])
+        assert (value is None) == (not prediction["parse_ok"][record["task"]])
         assert value is None or 1 <= value <= 9  # clipped to the task's scale
 
-    summary = json.loads(invoke("eval-mir", tmp_path / "pred.jsonl").stdout)
+    summary = json.loads(invoke("eval-mir", tmp_path / "pred.jsonl", "--split", "test").stdout)
+    assert summary["split"] == "test" and summary["not_scored"]["other_splits"] == {
+        split: sum(r["split"] == split for r in instructions) for split in ("train", "valid") if
+        any(r["split"] == split for r in instructions)}
     for task in ("energy", "brightness"):
         scores = summary["tasks"][task]
-        assert scores["task_type"] == "regression" and scores["n"] == 16
-        assert scores["n_parsed"] == sum(r["prediction"]["parse_ok"] for r in predicted if r["task"] == task)
+        assert scores["task_type"] == "regression" and scores["split"] == "test"
+        assert scores["n"] == sum(r["task"] == task for r in test)
+        assert scores["n_parsed"] == sum(r["prediction"]["parse_ok"][task] for r in test if r["task"] == task)
         if scores["n_parsed"] >= 2:
             assert "rmse" in scores["metrics"]

@@ -13,8 +13,9 @@ no id. Here each item becomes a record:
 
 The arousal/valence references of CMI-Bench's EMO files are z-scores while the models answer on
 1-9, so those tasks are scored with the predictions z-scored too (CMI-Bench's scorer does the
-same before its R2). Unlike CMI-Bench's scorer, an unparsed answer is not replaced by the mean:
-it is counted in the parse rate and left out.
+same before its R2). Unlike CMI-Bench's scorer, an unparsed answer is not replaced by the mean in
+the headline figures: it is counted in the parse rate and left out; the summary's
+`metrics_unparsed_as_mean` gives CMI-Bench's protocol beside them.
 """
 
 from __future__ import annotations
@@ -69,24 +70,43 @@ class CmiBenchError(ValueError):
     pass
 
 
-def task_from_file_name(path: str | Path) -> str:
-    """The CMI-Bench task a result file holds, from its name (`<model>_<TASK>.jsonl`)."""
+def _cmi_name(name: str) -> str | None:
+    """The CMI-Bench task spelled `name` in any case ("gs_key" -> "GS_key"), or None."""
+    lowered = name.lower()
+    for known in (*TASKS, *NOT_MIR):
+        if known.lower() == lowered:
+            return known
+    return None
+
+
+def split_file_name(path: str | Path) -> tuple[str, str]:
+    """(model, CMI-Bench task) of a result file named `<model>_<TASK>.jsonl` (any case); CmiBenchError
+    when the name ends in no task."""
     stem = Path(path).name
     for suffix in (".jsonl", ".json"):
-        if stem.endswith(suffix):
+        if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
+    lowered = stem.lower()
     for name in sorted([*TASKS, *NOT_MIR], key=len, reverse=True):
-        if stem == name or stem.endswith("_" + name):
-            return name
+        if lowered == name.lower():
+            return "", name
+        if lowered.endswith("_" + name.lower()):
+            return stem[: -len(name) - 1], name
     raise CmiBenchError(
         f"cannot tell the CMI-Bench task from the file name {Path(path).name!r}; give --task "
         f"(one of {', '.join(TASKS)}) or an mllm task name"
     )
 
 
+def task_from_file_name(path: str | Path) -> str:
+    """The CMI-Bench task a result file holds, from its name (`<model>_<TASK>.jsonl`, any case)."""
+    return split_file_name(path)[1]
+
+
 def resolve_task(path: str | Path, task: str | None) -> tuple[str, bool]:
     """(mllm task name, references are z-scores) for a result file and an optional --task."""
     name = task or task_from_file_name(path)
+    name = _cmi_name(name) or name
     if name in NOT_MIR:
         raise CmiBenchError(f"{name} is {NOT_MIR[name]}")
     if name in TASKS:
@@ -97,7 +117,7 @@ def resolve_task(path: str | Path, task: str | None) -> tuple[str, bool]:
 def check_task_name(name: str, task_types: Mapping[str, str]) -> str:
     """`name` when --task names a task eval-mir knows: a CMI-Bench task, an mllm task, or one given
     a kind with --task-type; CmiBenchError listing them otherwise."""
-    if name in TASKS or name in NOT_MIR or name in task_types or name.lower() in KIND_OF_TASK \
+    if _cmi_name(name) or name in task_types or name.lower() in KIND_OF_TASK \
             or name.lower() in SCORED_ELSEWHERE:
         return name
     raise CmiBenchError(

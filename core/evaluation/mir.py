@@ -15,6 +15,12 @@ Metrics per task kind (definitions in the `core.metrics` modules):
     tagging         precision/recall/F1 (micro, macro, samples); ROC-AUC/PR-AUC when scores exist
     regression      r2, rmse, mae, pearson, spearman, ccc over the parsed items
 
+Splits: `EvalOptions.split` scores the records of one split and passes the others through
+unscored (counted); without it every split is scored apart (a task's items of `test` and of
+`train` never share a figure), and the summary says the split of every task and figure. Records
+marked `in_sample` (`regress --method probe` predictions of the records it was fitted on) are
+passed through unscored unless `include_in_sample` is set: an in-sample figure is not a result.
+
 Unparsed answers are counted (`parse_rate`, `unparsed` by reason) and scored as each metric's
 convention says: wrong for key, tempo and labels; an empty estimate for beats; "no chord" for
 chords; left out of the regression metrics (never replaced by a guess). Every metric has a
@@ -34,6 +40,7 @@ import numpy as np
 from mllm.core.evaluation import readings as rd
 from mllm.core.evaluation.tasks import SCORED_ELSEWHERE, TaskError, record_scale, structured_value, task_kind
 from mllm.core.io.errors import Record, has_error, with_error
+from mllm.core.io.splits import record_split, split_label
 from mllm.core.metrics import beats as beat_metrics
 from mllm.core.metrics import chords as chord_metrics
 from mllm.core.metrics import classification as class_metrics
@@ -68,6 +75,8 @@ class EvalOptions:
     n_resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    split: str | None = None  # score only the records of this split (the others pass through)
+    include_in_sample: bool = False  # also score records marked `in_sample` (a probe's own training records)
 
     def check(self) -> EvalOptions:
         """ValueError naming the option when a value is out of range (NaN and infinities included)."""
@@ -100,6 +109,8 @@ def collect_label_sets(records: Iterable[Record], options: EvalOptions) -> dict[
         except TaskError:
             continue
         if kind not in LABEL_KINDS or name in options.labels:
+            continue
+        if options.split is not None and record.get("split") != options.split:
             continue
         try:
             value = structured_value(_reference_value(record, options), name, kind, options.reference_field)
@@ -143,6 +154,7 @@ class TaskScores:
     label_scores: list[dict[str, float] | None] = field(default_factory=list)  # tagging: scores per label, if given
     labels: tuple[str, ...] = ()  # tagging: the task's label set
     scale: tuple[float, float] | None = None
+    split: str | None = None  # the records' `split` (None: records without one)
 
     def add(self, record_id: str, reading: rd.Reading, scores: Mapping[str, float]) -> None:
         self.ids.append(record_id)
@@ -159,10 +171,12 @@ class MirEvaluator:
     def __init__(self, options: EvalOptions, label_sets: Mapping[str, LabelSet] | None = None):
         self.options = options
         self.label_sets = dict(label_sets or {})
-        self.tasks: dict[str, TaskScores] = {}
+        self.tasks: dict[tuple[str, str | None], TaskScores] = {}  # (task, split) -> its items
         self.n_records = 0
         self.n_failed = 0
         self.skipped: Counter = Counter()  # task -> records passed through unscored (scored elsewhere)
+        self.outside_split: Counter = Counter()  # split -> records passed through (not --split)
+        self.in_sample = 0  # records passed through because they are marked in_sample
         self._matcher = None
 
     @property
@@ -189,6 +203,13 @@ class MirEvaluator:
             self.skipped[task] += 1
             return record
         try:
+            split = record_split(record)
+            if self.options.split is not None and split != self.options.split:
+                self.outside_split[split_label(split)] += 1
+                return record
+            if record.get("in_sample") is True and not self.options.include_in_sample:
+                self.in_sample += 1
+                return record
             return self._score(record)
         except (TaskError, ValueError) as exc:
             self.n_failed += 1
@@ -199,9 +220,10 @@ class MirEvaluator:
         name, kind = task_kind(record, options.task_types)
         reference = structured_value(_reference_value(record, options), name, kind, options.reference_field)
         source, value = rd.answer_source(record, name, kind, options.read_from)
-        task = self.tasks.get(name)
+        split = record_split(record)
+        task = self.tasks.get((name, split))
         if task is None:
-            task = self.tasks[name] = TaskScores(name, kind)
+            task = self.tasks[name, split] = TaskScores(name, kind, split=split)
         scorer = getattr(self, f"_score_{kind}")
         reading, scores, extra = scorer(task, record, reference, source, value)
         task.add(record["id"], reading, scores)
@@ -303,7 +325,11 @@ class MirEvaluator:
         scale = record_scale(record, task.name, self.options.scale)
         task.scale = task.scale or scale
         truth = rd.reference_number(reference)
-        reading = rd.read_number_answer(source, value, scale, task.name)
+        if task.name not in self.options.standardize and not scale[0] <= truth <= scale[1]:
+            raise TaskError(f"field {self.options.reference_field!r}: reference {truth:g} is outside the scale "
+                            f"{scale[0]:g}-{scale[1]:g} of task {task.name!r} (give the right one with --scale, "
+                            f"or a 'scale' field)")
+        reading = rd.read_number_answer(source, value, scale, task.name, question=rd.question_text(record))
         estimate = float("nan")
         extra: dict[str, float] = {}
         if reading.parse_ok:
@@ -320,10 +346,26 @@ class MirEvaluator:
 
     # -- the summary
 
+    def task_keys(self) -> dict[tuple[str, str | None], str]:
+        """The summary's name of each (task, split): the task's name when every item scored is of
+        one split, else "task [split]" for all ("no split" for records without one)."""
+        one_split = len({split for _, split in self.tasks}) <= 1
+        return {key: key[0] if one_split else f"{key[0]} [{split_label(key[1])}]" for key in self.tasks}
+
     def summary(self) -> dict[str, Any]:
+        keys = self.task_keys()
+        splits = Counter()
+        for (_, split), task in self.tasks.items():
+            splits[split_label(split)] += len(task.ids)
         return {
             "n_records": self.n_records,
             "n_failed": self.n_failed,
+            "split": self.options.split,
+            "n_scored_by_split": dict(splits),
+            "not_scored": {
+                "other_splits": dict(self.outside_split),
+                "in_sample": self.in_sample,
+            },
             "skipped": {task: {"n": n, "score_with": SCORED_ELSEWHERE[task.lower()]} for task, n in self.skipped.items()},
             "bootstrap": {
                 "n_resamples": self.options.n_resamples,
@@ -331,13 +373,15 @@ class MirEvaluator:
                 "seed": self.options.seed,
                 "method": "percentile bootstrap over items",
             },
-            "tasks": {name: self._task_summary(task) for name, task in self.tasks.items()},
+            "tasks": {keys[key]: self._task_summary(task) for key, task in self.tasks.items()},
         }
 
     def _task_summary(self, task: TaskScores) -> dict[str, Any]:
         n = len(task.ids)
         n_parsed = int(sum(task.parsed))
         out: dict[str, Any] = {
+            "task": task.name,
+            "split": task.split,
             "task_type": task.kind,
             "n": n,
             "n_parsed": n_parsed,
@@ -353,18 +397,21 @@ class MirEvaluator:
         out["metrics"] = {}
         if task.kind == "regression":
             out["metrics"] = self._regression_entries(task)
+            # CMI-Bench's protocol beside it, never mixed in: every item, unparsed = the mean
+            out["metrics_unparsed_as_mean"] = self._regression_entries(task, impute=True)
             return out
         for metric, (statistic, size) in statistics.items():
             out["metrics"][metric] = self._metric_entry(statistic, size, metric in proportions)
         return out
 
-    def _regression_entries(self, task: TaskScores) -> dict[str, dict]:
+    def _regression_entries(self, task: TaskScores, impute: bool = False) -> dict[str, dict]:
         """The six regression metrics with intervals from ONE bootstrap on shared resamples.
 
         Same intervals as six separate bootstraps with the same seed, about 3 x faster
-        (regression.metrics_over_items).
+        (regression.metrics_over_items). `impute`: over every item, unparsed predictions
+        replaced by the mean (see regression_arrays).
         """
-        y_true, y_pred = regression_arrays(task, self.options, {})
+        y_true, y_pred = regression_arrays(task, self.options, {}, impute=impute)
         statistic = regression_metrics.metrics_over_items(y_true, y_pred)
         index = np.arange(y_true.size)
         values = statistic(index) if y_true.size else np.full(len(regression_metrics.METRICS), np.nan)
@@ -420,12 +467,20 @@ def _mean_of(values: Iterable[float]) -> Callable[[np.ndarray], np.ndarray]:
     return lambda index: array[index].mean(axis=-1)
 
 
-def regression_arrays(task: TaskScores, options: EvalOptions, notes: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(y_true, y_pred) of the items answered with a number; predictions z-scored when asked."""
+def regression_arrays(task: TaskScores, options: EvalOptions, notes: dict[str, Any],
+                      impute: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true, y_pred) of the items answered with a number; predictions z-scored when asked.
+
+    `impute` gives CMI-Bench's protocol instead: every item, an unparsed prediction counted as the
+    mean of the parsed ones (its scorer "counts an unparseable answer as the mean"); with no parsed
+    item at all there is nothing to take a mean of, and no item is kept."""
     y_true = np.asarray(task.y_true, float)
     y_pred = np.asarray(task.y_pred, float)
     keep = np.isfinite(y_pred)
-    y_true, y_pred = y_true[keep], y_pred[keep]
+    if impute and keep.any():
+        y_pred = np.where(keep, y_pred, y_pred[keep].mean())
+    else:
+        y_true, y_pred = y_true[keep], y_pred[keep]
     if task.name in options.standardize and y_pred.size > 1:
         std = y_pred.std()
         y_pred = (y_pred - y_pred.mean()) / std if std > 0 else y_pred - y_pred.mean()
@@ -522,8 +577,10 @@ def compare(a: MirEvaluator, b: MirEvaluator) -> dict[str, Any]:
     Regression metrics are compared on the items that both systems answered with a number.
     """
     out: dict[str, Any] = {}
-    for name, task_a in a.tasks.items():
-        task_b = b.tasks.get(name)
+    names = a.task_keys()
+    for key, task_a in a.tasks.items():
+        name = names[key]
+        task_b = b.tasks.get(key)
         if task_b is None or task_b.kind != task_a.kind:
             out[name] = {"n_paired": 0, "note": "the other system has no items of this task"}
             continue
@@ -583,4 +640,5 @@ def _subset(task: TaskScores, positions: list[int]) -> TaskScores:
         label_scores=pick(task.label_scores) if task.label_scores else [],
         labels=task.labels,
         scale=task.scale,
+        split=task.split,
     )

@@ -167,9 +167,9 @@ def answer_source(record: Mapping[str, Any], name: str, kind: str, read_from: st
     """Where to read the answer: ("prediction", value), ("response", text) or ("none", None)."""
     prediction = record.get("prediction")
     if read_from in ("auto", "prediction") and prediction is not None:
-        if isinstance(prediction, Mapping) and prediction.get("parse_ok") is False:
+        if isinstance(prediction, Mapping) and not _parsed(prediction, name):
             return "prediction", None
-        return "prediction", structured_value(prediction, name, kind, "prediction")
+        return "prediction", structured_value(prediction, name, kind, "prediction", only_field=False)
     if read_from == "prediction":
         return "none", None
     response = record.get("response")
@@ -178,6 +178,32 @@ def answer_source(record: Mapping[str, Any], name: str, kind: str, read_from: st
     if not isinstance(response, str):
         raise TaskError(f"field 'response' must be text, got {type(response).__name__}")
     return "response", response
+
+
+def question_text(record: Mapping[str, Any]) -> str | None:
+    """The question a record's answer replies to: its `question` (CMI-Bench), else the text of the
+    last user turn of its `messages` (instruction records), else None."""
+    question = record.get("question")
+    if isinstance(question, str):
+        return question
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        for turn in reversed(messages):
+            if isinstance(turn, Mapping) and turn.get("role") == "user" and isinstance(turn.get("content"), str):
+                return turn["content"]
+    return None
+
+
+def _parsed(prediction: Mapping[str, Any], name: str) -> bool:
+    """Whether a structured prediction says its value for task `name` was read. `parse_ok` is per
+    target ({"arousal": true, "valence": false}, as regress writes it): one unread target does
+    not drop the others. A plain `false` (older files) holds for targets without a value only."""
+    parse_ok = prediction.get("parse_ok")
+    if isinstance(parse_ok, Mapping):
+        return parse_ok.get(name) is not False
+    if parse_ok is False:
+        return prediction.get(name) is not None
+    return True
 
 
 def _from_found(found: Found | None, form, reason: str) -> Reading:
@@ -275,10 +301,12 @@ def read_labels_answer(
     return Reading(labels, True, source, matched)
 
 
-def read_number_answer(source: str, value: Any, scale: tuple[float, float], name: str | None = None) -> Reading:
-    """A number on `scale`; in free text, the number after a mention of `name` (the task) wins."""
+def read_number_answer(source: str, value: Any, scale: tuple[float, float], name: str | None = None, *,
+                       question: str | None = None) -> Reading:
+    """A number on `scale`; in free text, the number after a mention of `name` (the task) wins, and
+    a response that only repeats the `question`'s example scores is no answer (core.parse.numbers)."""
     if source == "response":
-        return _from_found(find_number(value, scale, name), float, "no number found")
+        return _from_found(find_number(value, scale, name, question=question), float, "no number found")
     if source == "prediction" and value is not None:
         try:
             return Reading(_as_float(value, "field 'prediction'"), True, "prediction")

@@ -144,11 +144,13 @@ def record_scale(record: Mapping[str, Any], name: str, default: tuple[float, flo
     return low, high
 
 
-def structured_value(value: Any, name: str, kind: str, field_name: str) -> Any:
+def structured_value(value: Any, name: str, kind: str, field_name: str, *, only_field: bool = True) -> Any:
     """The value for this task out of a reference/prediction that may be a dict like `answer`.
 
-    {"key": "A minor"} -> "A minor" (by the task's name or a field name of its kind, or the only
-    field besides bookkeeping ones); any non-dict value is returned as it is.
+    {"key": "A minor"} -> "A minor": the field named after the task or a field name of its kind
+    (FIELD_NAMES). With `only_field` (references: an instruction record's `answer` holds its own
+    task's answer) the only field besides bookkeeping ones is taken too; predictions must name
+    the field (`{"energy": 9}` is no tempo). Any non-dict value is returned as it is.
     """
     if not isinstance(value, Mapping):
         return value
@@ -156,7 +158,7 @@ def structured_value(value: Any, name: str, kind: str, field_name: str) -> Any:
         if candidate in value:
             return value[candidate]
     payload = {k: v for k, v in value.items() if k not in ("parse_ok", "read_from", "matched", "scale")}
-    if len(payload) == 1:
+    if only_field and len(payload) == 1:
         return next(iter(payload.values()))
     raise TaskError(
         f"field {field_name!r} has no value for task {name!r}: expected one of "

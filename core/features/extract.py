@@ -93,7 +93,14 @@ class _Pool:
         return ProcessPoolExecutor(self.workers, mp_context=context)
 
     def submit(self, record: Record) -> Future:
-        return self.executor.submit(self.task, record)
+        """The record's future; when a worker has already died (the pool is broken before the
+        record could be queued), a future holding that BrokenProcessPool, handled like the others."""
+        try:
+            return self.executor.submit(self.task, record)
+        except BrokenProcessPool as exc:
+            future: Future = Future()
+            future.set_exception(exc)
+            return future
 
     def renew(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -45,8 +45,10 @@ def caption_prompt(record: Record, prompt: str | None = None,
 
 
 def caption_records(records: Iterable[Record], generate: Generate, *, prompt: str | None = None,
-                    batch_size: int = 8, summary: StreamSummary | None = None) -> Iterator[Record]:
-    """Every record with `response` (the answer text) added; failures become error records."""
+                    batch_size: int = 8, summary: StreamSummary | None = None,
+                    split: str | None = None) -> Iterator[Record]:
+    """Every record with `response` (the answer text) added; failures become error records. With
+    `split`, records of other splits pass through untouched."""
 
     def finish(record: Record, answers: list[str]) -> Record:
         return {**record, "response": answers[0]}
@@ -55,4 +57,4 @@ def caption_records(records: Iterable[Record], generate: Generate, *, prompt: st
         return [caption_prompt(record, prompt, lambda r: prompt_audio(r, generate))]
 
     return answer_records(records, questions, finish, generate,
-                          batch_size=batch_size, stage=STAGE, summary=summary)
+                          batch_size=batch_size, stage=STAGE, summary=summary, split=split)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
+from mllm.core.io.splits import in_split
 from mllm.core.options import check_integer, check_number
 
 __all__ = ["Prompt", "ModelGenerator", "load_generator", "answer_records", "prompt_audio", "embedding_input"]
@@ -76,8 +77,11 @@ class ModelGenerator:
 
 def answer_records(records: Iterable[Record], questions: Callable[[Record], list[Prompt]],
                    finish: Callable[[Record, list[str]], Record], generate: Generate, *, batch_size: int,
-                   stage: str, summary: StreamSummary | None = None) -> Iterator[Record]:
-    """Each record with `finish(record, answers)` applied, answers in the order of `questions(record)`."""
+                   stage: str, summary: StreamSummary | None = None, split: str | None = None) -> Iterator[Record]:
+    """Each record with `finish(record, answers)` applied, answers in the order of `questions(record)`.
+
+    With `split`, only the records of that split are answered; the others pass through untouched,
+    in their place."""
     check = getattr(generate, "check", None)
     pending: list[tuple[Record, list[Prompt] | None, Record | None]] = []  # (record, prompts, finished output)
 
@@ -119,7 +123,7 @@ def answer_records(records: Iterable[Record], questions: Callable[[Record], list
     for record in records:
         if summary is not None:
             summary.records_in += 1
-        if has_error(record):
+        if has_error(record) or not in_split(record, split):
             pending.append((record, None, record))
         else:
             try:

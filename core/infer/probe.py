@@ -6,11 +6,15 @@
     fit on     records with `split` "train" and a number for the target in `labels.<name>` or
                `answer.<name>` (a record missing one target still trains the others); a clip that
                appears in several records (one instruction record per task) counts once
-    predict    every record, clipped to the target's scale when it has one (DEFAULT_SCALES,
-               --scale, or the record's `scale` for its own task)
+               (a record without `split` is never fitted on: core/io/splits.py)
+    predict    every record (of `split`, when given: the others pass through untouched), clipped
+               to the target's scale when it has one (DEFAULT_SCALES, --scale, or the record's
+               `scale` for its own task)
 
-Written fields: `prediction` {name: value, ..., "parse_ok": true} (the form eval-mir reads) and
-`probe` {"method", "clipped": {name: bool}}. Two passes over the records: `fit_probe` then
+Written fields: `prediction` {name: value, ..., "parse_ok": {name: true}} (the form eval-mir
+reads), `probe` {"method", "clipped": {name: bool}}, and `in_sample: true` on the train records,
+whose predictions are of the data the probe was fitted on: eval-mir leaves them out of its
+figures unless asked (--include-in-sample). Two passes over the records: `fit_probe` then
 `predict_records`.
 """
 
@@ -24,6 +28,7 @@ import numpy as np
 
 from mllm.core.evaluation.tasks import DEFAULT_SCALES
 from mllm.core.io.errors import Record, StreamSummary, has_error, map_records
+from mllm.core.io.splits import TRAIN, in_split
 
 __all__ = ["STAGE", "METHODS", "pooled", "label_of", "Probe", "fit_probe", "predict_records"]
 
@@ -58,6 +63,7 @@ class Probe:
     method: str
     models: dict = field(default_factory=dict)  # target -> fitted sklearn pipeline
     train_counts: dict = field(default_factory=dict)  # target -> training records
+    unsplit: int = 0  # records without a `split` (never fitted on)
 
     def predict(self, features: np.ndarray) -> dict[str, float]:
         return {name: float(model.predict(features[None, :])[0]) for name, model in self.models.items()}
@@ -81,8 +87,12 @@ def fit_probe(records: Iterable[Record], targets: tuple[str, ...], method: str =
     """Fit one model per target on the train split; ValueError when a target has under 2 examples."""
     rows: dict[str, tuple[list, list]] = {name: ([], []) for name in targets}
     seen: dict[str, set] = {name: set() for name in targets}  # (features, value) already taken
+    unsplit = 0
     for record in records:
-        if has_error(record) or record.get("split") != "train" or "audio_embedding" not in record:
+        if has_error(record):
+            continue
+        unsplit += record.get("split") is None
+        if record.get("split") != TRAIN or "audio_embedding" not in record:
             continue
         features = None
         for name in targets:
@@ -96,11 +106,13 @@ def fit_probe(records: Iterable[Record], targets: tuple[str, ...], method: str =
             seen[name].add(key)
             rows[name][0].append(features)
             rows[name][1].append(value)
-    probe = Probe(method)
+    probe = Probe(method, unsplit=unsplit)
     for name, (x, y) in rows.items():
         if len(y) < 2:
-            raise ValueError(f"target {name!r}: {len(y)} train records with a number in labels.{name} or "
-                             f"answer.{name}; a probe needs at least 2")
+            why = (f" ({unsplit} records have no `split` and are never fitted on: give the training "
+                   f"records \"split\": \"train\", e.g. with mllm build-instructions)") if unsplit else ""
+            raise ValueError(f"target {name!r}: {len(y)} records of split 'train' with a number in labels.{name} "
+                             f"or answer.{name}; a probe needs at least 2{why}")
         model = _estimator(method, seed)
         model.fit(np.stack(x), np.asarray(y))
         probe.models[name] = model
@@ -118,18 +130,24 @@ def _scale(record: Mapping, name: str, scales: Mapping[str, tuple[float, float]]
 
 
 def predict_records(records: Iterable[Record], probe: Probe, scales: Mapping[str, tuple[float, float]] | None = None,
-                    summary: StreamSummary | None = None) -> Iterator[Record]:
-    """Every record with `prediction` (clipped to the scale) and `probe` added."""
+                    summary: StreamSummary | None = None, split: str | None = None) -> Iterator[Record]:
+    """Every record (of `split`, when given) with `prediction` (clipped to the scale) and `probe`
+    added, and `in_sample: true` on the records of the train split."""
     scales = dict(scales or {})
 
     def process(record: Record) -> Record:
+        if not in_split(record, split):
+            return record
         raw = probe.predict(pooled(record))
         prediction, clipped = {}, {}
         for name, value in raw.items():
             scale = _scale(record, name, scales)
             kept = value if scale is None else min(max(value, scale[0]), scale[1])
             prediction[name], clipped[name] = kept, kept != value
-        prediction["parse_ok"] = True
-        return {**record, "prediction": prediction, "probe": {"method": probe.method, "clipped": clipped}}
+        prediction["parse_ok"] = {name: True for name in raw}
+        out = {**record, "prediction": prediction, "probe": {"method": probe.method, "clipped": clipped}}
+        if record.get("split") == TRAIN:
+            out["in_sample"] = True
+        return out
 
     return map_records(records, process, STAGE, summary)

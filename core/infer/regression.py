@@ -8,13 +8,14 @@ question, from build-instructions' templates (core/instructions/templates.py):
 The answer is read with `core.parse.numbers.find_number(text, scale, name)` (the parser eval-mir
 uses), then clipped to the scale. Written fields:
 
-    prediction   {"arousal": 6.5, "valence": None, "parse_ok": false}   None = no number read
+    prediction   {"arousal": 6.5, "valence": None, "parse_ok": {"arousal": true, "valence": false}}
     response     {"arousal": "I would assign a 6.5 ...", "valence": "calm"}   the raw answers
     regression   {"arousal": {"read": "6.5", "clipped": false}, "valence": {"read": null, "clipped": false}}
 
-`parse_ok` is true only when every target was read; an unparsed answer stays visible in `response`.
-The target name `task` stands for the record's own `task` (instruction records ask one thing each:
-then `parse_ok` is about that task alone, which is what eval-mir scores).
+`parse_ok` says per target whether a number was read (None = not read), and eval-mir reads it per
+target: an unread valence does not drop the arousal read from the same record. An unparsed answer
+stays visible in `response`. The target name `task` stands for the record's own `task`
+(instruction records ask one thing each).
 Scales: `scales[name]` (from --scale NAME=LOW,HIGH), else the record's `scale` when its `task` is
 that target, else DEFAULT_SCALES (arousal, valence, energy, brightness: 1-9).
 """
@@ -65,8 +66,9 @@ def target_scale(record: Mapping, name: str, scales: Mapping[str, tuple[float, f
 
 def regress_records(records: Iterable[Record], generate: Generate, *, targets: tuple[str, ...] = DEFAULT_TARGETS,
                     scales: Mapping[str, tuple[float, float]] | None = None, batch_size: int = 8,
-                    summary: StreamSummary | None = None) -> Iterator[Record]:
-    """Every record with `prediction`, `response` and `regression` added (see the module docstring)."""
+                    summary: StreamSummary | None = None, split: str | None = None) -> Iterator[Record]:
+    """Every record with `prediction`, `response` and `regression` added (see the module docstring);
+    with `split`, records of other splits pass through untouched."""
     scales = dict(scales or {})
 
     def names(record: Record) -> list[str]:
@@ -92,7 +94,8 @@ def regress_records(records: Iterable[Record], generate: Generate, *, targets: t
             value, read, clipped = read_value(text, name, target_scale(record, name, scales))
             prediction[name] = value
             details[name] = {"read": read, "clipped": clipped}
-        prediction["parse_ok"] = all(prediction[name] is not None for name in asked)
+        prediction["parse_ok"] = {name: prediction[name] is not None for name in asked}
         return {**record, "prediction": prediction, "response": dict(zip(asked, answers)), "regression": details}
 
-    return answer_records(records, questions, finish, generate, batch_size=batch_size, stage=STAGE, summary=summary)
+    return answer_records(records, questions, finish, generate, batch_size=batch_size, stage=STAGE, summary=summary,
+                          split=split)

@@ -70,6 +70,7 @@ import torch
 
 from mllm.core.encoders.for_model import ModelEncoder, encoder_spec, same_encoder
 from mllm.core.model.checkpoint import CheckpointError, read_checkpoint_config, read_tensors, replace_folder
+from mllm.core.io.splits import TRAIN
 from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 from mllm.core.train import distributed
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
@@ -277,8 +278,10 @@ def _check_same_data(resume, saved: dict, data: dict) -> None:
 
 
 def split_records(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
-    """(train, valid): records whose `split` is "train" (or missing) and "valid"; "test" is left out."""
-    train_records = [r for r in records if r.get("split", "train") in ("train", None)]
+    """(train, valid): records whose `split` is "train" and "valid". Every other split, and a
+    record without one, is left out: a record is training data only when it says so (the rule of
+    core/io/splits.py, which the probe of `regress` follows too)."""
+    train_records = [r for r in records if r.get("split") == TRAIN]
     valid_records = [r for r in records if r.get("split") == "valid"]
     return train_records, valid_records
 
@@ -374,7 +377,10 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
                          "resume with the same number (the data order depends on it)")
     train_records, valid_records = split_records(records)
     if not train_records:
-        raise ValueError("no training records (split 'train' or no split)")
+        unsplit = sum(r.get("split") is None for r in records)
+        why = (f": {unsplit} records have no `split`, and a record is trained on only with \"split\": \"train\" "
+               "(mllm build-instructions assigns splits)") if unsplit else ""
+        raise ValueError(f"no training records (split 'train'){why}")
     if (config.keep_best or config.early_stop) and not valid_records:
         raise ValueError("--keep-best and --early-stop need validation records (split 'valid')")
     data = data_fingerprint(train_records, valid_records)
