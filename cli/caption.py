@@ -8,8 +8,10 @@ from typing import Optional
 
 import typer
 
-from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, finish, open_generator,
-                             open_output, progress, refuse_output_over_input, resumed_ids, stream_errors)
+from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, device_option,
+                             dtype_option, finish, max_new_tokens_option, open_generator, open_output, progress,
+                             refuse_output_over_input, resumed_ids, sample_option, set_threads, split_option,
+                             stream_errors, temperature_option, threads_option, top_p_option)
 from mllm.core.infer.resume import skip_done
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import read_records
@@ -18,19 +20,19 @@ from mllm.core.io.records import read_records
 def command(
     input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio_embedding` (from `mllm encode`), or `audio` for an audio-text model; `messages` give their question."),
     model: str = typer.Option(..., "--model", help="MusicLLM checkpoint folder (from `mllm sft`), or a Hugging Face audio-text model (folder or owner/name hub id; Qwen2-Audio), which reads `audio`."),
-    split: Optional[str] = typer.Option(None, "--split", help="Answer only the records of this split (e.g. test); the others pass through untouched."),
+    split: Optional[str] = split_option(),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="Ask every record this instead of its own `messages` (default for records without messages: 'Describe this music.')."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate call (left-padded)."),
-    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest answer, in tokens."),
-    sample: bool = typer.Option(False, "--sample/--greedy", help="Sample from the model (default: greedy decoding)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --sample; 1 = the full distribution)."),
+    max_new_tokens: int = max_new_tokens_option(128),
+    sample: bool = sample_option(),
+    temperature: float = temperature_option(),
+    top_p: float = top_p_option(),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (float16 on GPU)."),
+    device: str = device_option(),
+    dtype: str = dtype_option(),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
     threads: Optional[int] = threads_option(),
 ) -> None:

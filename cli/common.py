@@ -143,6 +143,35 @@ def finish(summary: StreamSummary, allow_errors: bool) -> None:
 # ---- shared by `mllm caption` and `mllm regress` ----------------------------------------------
 
 
+# The generation options `caption` and `regress` share (one definition, the same names and help).
+def device_option():
+    return typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto.")
+
+
+def dtype_option():
+    return typer.Option("float32", "--dtype", help="float32 or bfloat16 (float16 on GPU).")
+
+
+def max_new_tokens_option(default: int):
+    return typer.Option(default, "--max-new-tokens", min=1, help="Longest answer, in tokens.")
+
+
+def sample_option():
+    return typer.Option(False, "--sample/--greedy", help="Sample from the model (default: greedy decoding).")
+
+
+def temperature_option():
+    return typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample).")
+
+
+def top_p_option():
+    return typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --sample; 1 = the full distribution).")
+
+
+def split_option():
+    return typer.Option(None, "--split", help="Answer only the records of this split (e.g. test); the others pass through untouched.")
+
+
 def open_generator(model: str, device: str, dtype: str, max_new_tokens: int, sample: bool, temperature: float,
                    top_p: float, seed: int):
     """The model as a generator (shared with `mllm regress`); exits 2 when it cannot load."""

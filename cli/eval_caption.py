@@ -11,7 +11,8 @@ from rich.table import Table
 
 from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, finish_report, progress,
                              refuse_output_over_input, stream_errors)
-from mllm.core.evaluation.captions import METRIC_GROUPS, CaptionOptions, check_options, evaluate, open_input
+from mllm.core.evaluation.captions import METRIC_GROUPS, CaptionOptions, check_options, evaluate
+from mllm.core.evaluation.inputs import open_result_input
 from mllm.core.evaluation.cmi_bench import CmiBenchError
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
@@ -87,7 +88,7 @@ def command(
     summary = StreamSummary("eval-caption")
     with ExitStack() as stack, stream_errors():
         try:
-            source = open_input(input, stack, cmi_bench=cmi_bench)
+            source = open_result_input(input, stack, cmi_bench=cmi_bench, purpose="caption")
         except CmiBenchError as exc:
             raise fail(str(exc)) from None
         if source.cmi_bench:

@@ -24,7 +24,8 @@ from mllm.cli.common import (
 )
 from mllm.core.evaluation.cmi_bench import CmiBenchError, check_task_name
 from mllm.core.evaluation.mir import EvalOptions
-from mllm.core.evaluation.mir_files import HEADLINE, evaluate, evaluate_files, expand_inputs, open_input
+from mllm.core.evaluation.inputs import open_result_input
+from mllm.core.evaluation.mir_files import HEADLINE, evaluate, evaluate_files, expand_inputs
 from mllm.core.evaluation.tasks import KINDS, TaskError, parse_scale
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
@@ -156,8 +157,8 @@ def command(
     input = paths[0]
     with ExitStack() as stack, stream_errors():
         try:
-            main = open_input(input, stack, cmi_bench=cmi_bench, task=task)
-            other = open_input(compare_with, stack, cmi_bench=cmi_bench, task=task) if compare_with else None
+            main = open_result_input(input, stack, cmi_bench=cmi_bench, task=task)
+            other = open_result_input(compare_with, stack, cmi_bench=cmi_bench, task=task) if compare_with else None
         except (CmiBenchError, ValueError) as exc:
             raise fail(str(exc)) from None
         if main.cmi_bench:

@@ -9,9 +9,10 @@ from typing import Optional
 import typer
 
 from mllm.cli.common import (
-    set_threads, threads_option,
-    ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, console, fail, finish, name_value_pairs,
-    open_generator, open_output, progress, refuse_output_over_input, resumed_ids, stream_errors,
+    ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, console, device_option, dtype_option, fail,
+    finish, max_new_tokens_option, name_value_pairs, open_generator, open_output, progress, refuse_output_over_input,
+    resumed_ids, sample_option, set_threads, split_option, stream_errors, temperature_option, threads_option,
+    top_p_option,
 )
 from mllm.core.infer.resume import skip_done
 from mllm.core.evaluation.tasks import TaskError, parse_scale
@@ -24,19 +25,20 @@ def command(
     model: Optional[str] = typer.Option(None, "--model", help="MusicLLM checkpoint folder, or a Hugging Face audio-text model such as Qwen2-Audio (--method llm)."),
     method: str = typer.Option("llm", "--method", help="llm: ask the model and read its answer; probe: a regressor on pooled embeddings trained on the train split."),
     probe: str = typer.Option("ridge", "--probe", help="Probe kind with --method probe: ridge (RidgeCV) or mlp."),
-    split: Optional[str] = typer.Option(None, "--split", help="Answer only the records of this split (e.g. test); the others pass through untouched."),
+    split: Optional[str] = split_option(),
     targets: str = typer.Option("arousal,valence", "--targets", help="Comma-separated numeric targets; 'task' = each record's own task (instruction records, --method llm)."),
     scale: list[str] = typer.Option([], "--scale", help="NAME=LOW,HIGH for a target (repeatable); default: the record's scale for its task, else 1-9 for arousal/valence/energy/brightness."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions per generate call (--method llm)."),
-    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1, help="Longest answer, in tokens."),
-    sample: bool = typer.Option(False, "--sample/--greedy", help="Sample from the model (default: greedy decoding)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample)."),
+    max_new_tokens: int = max_new_tokens_option(32),
+    sample: bool = sample_option(),
+    temperature: float = temperature_option(),
+    top_p: float = top_p_option(),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of the MLP probe."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (float16 on GPU)."),
+    device: str = device_option(),
+    dtype: str = dtype_option(),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
     threads: Optional[int] = threads_option(),
 ) -> None:
@@ -102,7 +104,7 @@ def command(
 
             if not model:
                 raise fail("--method llm needs --model (a checkpoint or an audio-text model)")
-            generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, 1.0, seed)
+            generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed)
             todo = skip_done(read_records(input), done)
             results = regress_records(todo, generate, targets=names, scales=scales,
                                       batch_size=batch_size, summary=summary, split=split)

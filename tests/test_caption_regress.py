@@ -384,3 +384,26 @@ def test_regress_bad_options_exit_2(tmp_path, args, message):
     source.write_text('{"id": "a"}\n')
     result = CliRunner().invoke(app, ["regress", str(source), *args])
     assert result.exit_code == 2 and message in " ".join(result.output.split())
+
+
+def test_regress_and_caption_share_the_generation_options(tmp_path, monkeypatch):
+    # regress had no --top-p and passed 1.0 whatever was asked; both commands now take the same block
+    import mllm.cli.caption as caption_cli
+    import mllm.cli.regress as regress_cli
+
+    seen = {}
+
+    def fake_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed):
+        seen.update(top_p=top_p, temperature=temperature, sample=sample)
+
+        def generate(prompts):
+            return ["5"] * len(prompts)
+
+        return generate
+
+    source = write_records(tmp_path / "in.jsonl", make_records(2))
+    for module, command in ((regress_cli, "regress"), (caption_cli, "caption")):
+        seen.clear()
+        monkeypatch.setattr(module, "open_generator", fake_generator)
+        invoke(command, source, "--model", "m", "--sample", "--temperature", 0.7, "--top-p", 0.5)
+        assert seen == {"top_p": 0.5, "temperature": 0.7, "sample": True}, command

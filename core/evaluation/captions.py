@@ -1,6 +1,6 @@
 """Scoring captions: records in, per-item scores and a corpus summary out.
 
-    source = open_input("captions.jsonl", stack, cmi_bench=None)
+    source = open_result_input("captions.jsonl", stack, purpose="caption")   # core.evaluation.inputs
     summary = evaluate(source, CaptionOptions(metrics=("bleu", "rouge", "cider"), split="test"), write=writer.write)
 
 A record holds a candidate caption (`response`) and one or several references (`reference`, a
@@ -25,16 +25,13 @@ for that).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mllm.core.evaluation.cmi_bench import CmiBenchError, looks_like_cmi_bench, read_cmi_bench, task_from_file_name
+from mllm.core.evaluation.inputs import ResultInput
 from mllm.core.io.errors import Record, RecordError, StreamSummary, has_error, with_error
-from mllm.core.io.records import read_records, spool_stdin
 from mllm.core.io.splits import record_split, split_label
 from mllm.core.metrics import caption_resources as resources
 from mllm.core.metrics import captions as metrics
@@ -45,7 +42,6 @@ STAGE = "eval-caption"
 METRIC_GROUPS = ("bleu", "meteor", "rouge", "cider", "bertscore")
 DEFAULT_METRICS = ("bleu", "meteor", "rouge", "cider")
 METEOR_BACKENDS = ("auto", "jar", "nltk")
-CMI_BENCH_CAPTION_TASKS = ("MusicCaps", "SDD")
 TOKENIZER = "mllm regex: NFKC, lowercase, letter/digit runs (inner ' and - kept, inner . , between digits kept), punctuation dropped"
 
 
@@ -293,39 +289,6 @@ def summarise(scores: CorpusScores, options: CaptionOptions, rows: np.ndarray | 
 # ---------------------------------------------------------------- input files
 
 
-@dataclass
-class CaptionInput:
-    """A re-readable input: `records()` starts a new pass over it."""
-
-    path: str
-    records: Callable[[], Iterator[Record]]
-    cmi_bench: bool
-    cmi_bench_task: str | None = None
-
-
-def open_input(path: str, stack: ExitStack, *, cmi_bench: bool | None = None) -> CaptionInput:
-    """Prepare an input for two passes; CMI-Bench caption result files are detected when not told.
-
-    A CMI-Bench file named after a task that is not captioning (e.g. `<model>_GS_key.jsonl`) is
-    refused with a pointer to `mllm eval-mir`.
-    """
-    real = spool_stdin(stack) if path == "-" else path
-    shown = "<stdin>" if path == "-" else path  # the name error messages give
-    is_cmi = looks_like_cmi_bench(real) if cmi_bench is None else cmi_bench
-    if not is_cmi:
-        return CaptionInput(path, lambda: read_records(real, name=shown), False)
-    try:
-        task = task_from_file_name(path) if path != "-" else None
-    except CmiBenchError:
-        task = None  # a name that tells no task: fine, captions need none
-    if task is not None and task not in CMI_BENCH_CAPTION_TASKS:
-        raise CmiBenchError(
-            f"{Path(path).name} is a CMI-Bench {task} result file, not captioning "
-            f"({', '.join(CMI_BENCH_CAPTION_TASKS)}): score it with `mllm eval-mir`"
-        )
-    return CaptionInput(path, lambda: read_cmi_bench(real, "caption", shown), True, task)
-
-
 # ---------------------------------------------------------------- the command's work
 
 
@@ -360,7 +323,7 @@ def _split_of(record: Record) -> str | None:
 
 
 def evaluate(
-    source: CaptionInput,
+    source: ResultInput,
     options: CaptionOptions,
     *,
     write: Callable[[Record], None] | None = None,
@@ -442,7 +405,7 @@ def _meteor_name(options: CaptionOptions) -> str | None:
     return "METEOR 1.5 jar (pycocoevalcap, -l en -norm)" if options.meteor == "jar" else "NLTK meteor_score (WordNet 3.0)"
 
 
-def _write_items(source: CaptionInput, options: CaptionOptions, scores: CorpusScores, write: Callable[[Record], None]) -> None:
+def _write_items(source: ResultInput, options: CaptionOptions, scores: CorpusScores, write: Callable[[Record], None]) -> None:
     """Second pass: every record again, with `eval` = {scores, n_references, split}, its error, or
     untouched (another split)."""
     names = list(scores.items)

@@ -1,66 +1,33 @@
-"""`mllm eval-mir` on files: input detection, the two passes, the comparison run.
+"""`mllm eval-mir` on files: the two passes, the comparison run, many files into one leaderboard.
 
 Scoring needs two passes over the input when a classification or tagging task has no label set
-given (the first pass collects the reference labels), so stdin is first copied to a temporary
-file; memory stays flat either way. The summary keeps a few numbers per item, not the records.
+given (the first pass collects the reference labels): inputs are opened by
+core.evaluation.inputs. The summary keeps a few numbers per item, not the records.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from mllm.core.evaluation.cmi_bench import (CmiBenchError, looks_like_cmi_bench, read_cmi_bench, resolve_task,
-                                            split_file_name)
+from mllm.core.evaluation.cmi_bench import CmiBenchError, split_file_name
+from mllm.core.evaluation.inputs import ResultInput, open_result_input
 from mllm.core.evaluation.mir import EvalOptions, MirEvaluator, collect_label_sets, compare
 from mllm.core.io.errors import Record, StreamSummary
-from mllm.core.io.records import read_records, spool_stdin
-
-
-@dataclass
-class MirInput:
-    """A re-readable input: `records()` starts a new pass over it."""
-
-    path: str
-    records: Callable[[], Iterator[Record]]
-    cmi_bench: bool
-    task: str | None = None
-    standardized_reference: bool = False
-
-
-def open_input(path: str, stack: ExitStack, *, cmi_bench: bool | None, task: str | None) -> MirInput:
-    """Prepare an input for (possibly) several passes; CMI-Bench files are detected when not told."""
-    real = spool_stdin(stack) if path == "-" else path
-    shown = "<stdin>" if path == "-" else path  # the name error messages give
-    is_cmi = looks_like_cmi_bench(real) if cmi_bench is None else cmi_bench
-    if is_cmi:
-        if task is None and path == "-":
-            raise ValueError("a CMI-Bench file on stdin needs --task (a file's name tells the task otherwise)")
-        name, standardized = resolve_task(path, task)
-        return MirInput(path, lambda: read_cmi_bench(real, name, shown), True, name, standardized)
-    if task:
-        return MirInput(path, lambda: _with_task(read_records(real, name=shown), task), False, task)
-    return MirInput(path, lambda: read_records(real, name=shown), False)
-
-
-def _with_task(records: Iterator[Record], task: str) -> Iterator[Record]:
-    for record in records:
-        record.setdefault("task", task)
-        yield record
 
 
 def evaluate(
-    main: MirInput,
+    main: ResultInput,
     options: EvalOptions,
     *,
     write: Callable[[Record], None] | None = None,
-    other: MirInput | None = None,
+    other: ResultInput | None = None,
     summary: StreamSummary | None = None,
     questions: Counter | None = None,
 ) -> dict[str, Any]:
@@ -154,7 +121,7 @@ def evaluate_files(
     for path in paths:
         with ExitStack() as stack:
             try:
-                source = open_input(path, stack, cmi_bench=cmi_bench, task=task)
+                source = open_result_input(path, stack, cmi_bench=cmi_bench, task=task)
             except CmiBenchError as exc:
                 skipped.append({"input": path, "reason": str(exc)})
                 continue

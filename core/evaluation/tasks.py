@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("key", "tempo", "beats", "downbeats", "chords", "classification", "tagging", "regression")
@@ -88,17 +87,6 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
 
 class TaskError(ValueError):
     """The record's task, reference or scale cannot be used; the message names the field."""
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """How one task is scored."""
-
-    name: str
-    kind: str
-    scale: tuple[float, float] | None = None
-    standardize: bool = False  # z-score the predictions (the references are z-scores, as in CMI-Bench EMO)
-    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def task_kind(record: Mapping[str, Any], overrides: Mapping[str, str]) -> tuple[str, str]:
