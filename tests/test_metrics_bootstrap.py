@@ -215,3 +215,12 @@ def test_bootstrap_intervals_nan_rules_per_output():
     assert len(few) == 2 and all(math.isnan(i.low) for i in few)
     with pytest.raises(ValueError):
         bs.bootstrap_intervals(bs.mean_statistic, (rng().random(100),))
+
+
+def test_one_array_resamples_as_the_paired_draw_does():
+    # one array is resampled unpaired (one look-up fewer per resample): the same indices as the
+    # paired draw of several arrays, so the same interval as a statistic of (x, anything)
+    x = rng(11).normal(0, 1, 200)
+    alone = bs.bootstrap_interval(bs.mean_statistic, (x,), seed=5)
+    paired = bs.bootstrap_interval(lambda a, b: a.mean(axis=-1), (x, np.zeros(200)), seed=5)
+    assert (alone.low, alone.high) == (paired.low, paired.high)

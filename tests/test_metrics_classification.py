@@ -135,3 +135,55 @@ def test_multilabel_bad_input():
         cl.multilabel_report(Y_TRUE, Y_PRED * 2)
     with pytest.raises(ValueError):
         cl.multilabel_report(Y_TRUE, Y_PRED, labels=["a"])
+
+
+# -- the declared label set (issue 9): macro averages over every declared label
+
+
+def test_macro_averages_use_the_declared_label_set():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    refs, ests, labels = ["rock", "jazz", "rock"], ["metal", "jazz", "rock"], ["rock", "jazz", "metal"]
+    report = cl.single_label_report(refs, ests, labels)
+    expected = precision_recall_fscore_support(refs, ests, labels=labels, average="macro", zero_division=0)[:3]
+    got = (report["precision_macro"], report["recall_macro"], report["f1_macro"])
+    assert got == pytest.approx(expected, abs=1e-12)
+    # rock P 1 R 1/2 F 2/3; jazz 1, 1, 1; metal (answered once, never right) 0, 0, 0
+    assert got == pytest.approx((2 / 3, 1 / 2, 5 / 9), abs=1e-12)
+    # averaging over the labels seen in the references drops metal's false positive: 1.0 / 0.75 / 0.83
+    seen = cl.single_label_report(refs, ests, sorted(set(refs)))
+    assert (seen["precision_macro"], seen["recall_macro"]) == pytest.approx((1.0, 0.75))
+
+
+def test_repeated_labels_are_refused():
+    with pytest.raises(ValueError, match="repeat"):
+        cl.single_label_report(["a"], ["a"], ["a", "b", "a"])
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+LABELS = ["rock", "jazz", "pop", "metal"]
+
+
+@st.composite
+def single_label_cases(draw):
+    labels = draw(st.lists(st.sampled_from(LABELS), min_size=1, max_size=4, unique=True))
+    n = draw(st.integers(1, 25))
+    # references may lie outside the declared set; answers may be unanswered (None) or off the set
+    refs = draw(st.lists(st.sampled_from(labels + ["folk"]), min_size=n, max_size=n))
+    ests = draw(st.lists(st.sampled_from(labels + [None, "folk", "noise"]), min_size=n, max_size=n))
+    return refs, ests, labels
+
+
+@given(single_label_cases())
+def test_single_label_report_matches_sklearn_on_random_cases(case):
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    refs, ests, labels = case
+    report = cl.single_label_report(refs, ests, labels)
+    filled = ["<unanswered>" if e is None else e for e in ests]  # a string no reference equals
+    expected = precision_recall_fscore_support(refs, filled, labels=labels, average="macro", zero_division=0)[:3]
+    assert (report["precision_macro"], report["recall_macro"], report["f1_macro"]) == pytest.approx(expected, abs=1e-12)
+    assert report["accuracy"] == pytest.approx(accuracy_score(refs, filled), abs=1e-12)
+    assert report["n_unanswered"] == ests.count(None)

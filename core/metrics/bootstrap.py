@@ -99,7 +99,9 @@ def _bootstrap(
             n_resamples=n_resamples,
             batch=batch,
             vectorized=True,
-            paired=True,
+            # paired: one index draw per resample for all arrays. With one array scipy draws the
+            # same indices unpaired and saves the look-up through an index array (same interval).
+            paired=len(arrays) > 1,
             axis=-1,
             confidence_level=confidence,
             method="percentile",
