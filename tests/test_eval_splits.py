@@ -173,3 +173,21 @@ def test_an_answer_that_repeats_the_questions_examples_is_unparsed():
     messages = [{"role": "user", "content": question}]
     assert evaluator.score({"id": "m", "task": "arousal", "reference": 4.0, "messages": messages,
                             "response": "2, 8 and 5."})["eval"]["parse_ok"] is False
+
+
+def test_classification_macro_figures_use_the_declared_label_set(tmp_path):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    references, answers = ["rock", "jazz", "rock"], ["metal", "jazz", "rock"]
+    records = [{"id": f"g{i}", "task": "genre", "reference": r, "response": f"This is {a}."}
+               for i, (r, a) in enumerate(zip(references, answers))]
+    result = eval_mir(write_jsonl(tmp_path / "g.jsonl", records), "--labels", "genre=rock,jazz,metal", "--bootstrap", 200)
+    genre = json.loads(result.stdout)["tasks"]["genre"]
+    precision, recall, f1, _ = precision_recall_fscore_support(references, answers, labels=["rock", "jazz", "metal"],
+                                                               average="macro", zero_division=0)
+    assert genre["metrics"]["precision_macro"]["value"] == pytest.approx(precision)  # 0.667, not 1.0
+    assert genre["metrics"]["recall_macro"]["value"] == pytest.approx(recall)  # 0.5
+    assert genre["metrics"]["f1_macro"]["value"] == pytest.approx(f1)  # 0.556
+    assert genre["labels"] == ["jazz", "metal", "rock"]
+    low, high = genre["metrics"]["f1_macro"]["low"], genre["metrics"]["f1_macro"]["high"]
+    assert low <= f1 <= high

@@ -47,7 +47,7 @@ from mllm.core.metrics import classification as class_metrics
 from mllm.core.metrics import key as key_metrics
 from mllm.core.metrics import regression as regression_metrics
 from mllm.core.metrics import tempo as tempo_metrics
-from mllm.core.metrics.bootstrap import bootstrap_interval, bootstrap_intervals, clopper_pearson, paired_difference
+from mllm.core.metrics.bootstrap import bootstrap_intervals, clopper_pearson, paired_difference
 from mllm.core.options import check_integer, check_number
 from mllm.core.parse.labels import LabelSet
 
@@ -302,6 +302,7 @@ class MirEvaluator:
         if len(refs) != 1:
             raise TaskError(f"field 'reference' must hold one label for a classification task, got {refs}")
         reading = rd.read_labels_answer(source, value, label_set, single=True, matcher=self.matcher)
+        task.labels = task.labels or label_set.labels
         task.references.append(refs[0])
         task.predictions.append(reading.value)
         return reading, {"accuracy": float(reading.value == refs[0])}, {}
@@ -389,6 +390,7 @@ class MirEvaluator:
             "unparsed": dict(task.reasons),
         }
         statistics, proportions, notes = task_statistics(task, self.options)
+        combined = notes.pop("_combined", None)
         if task.kind == "regression":
             out["n_scored"] = int(np.isfinite(np.asarray(task.y_pred, float)).sum())
             out["n_clipped"] = task.clipped
@@ -400,9 +402,38 @@ class MirEvaluator:
             # CMI-Bench's protocol beside it, never mixed in: every item, unparsed = the mean
             out["metrics_unparsed_as_mean"] = self._regression_entries(task, impute=True)
             return out
-        for metric, (statistic, size) in statistics.items():
-            out["metrics"][metric] = self._metric_entry(statistic, size, metric in proportions)
+        out["metrics"] = self._entries(statistics, proportions, combined)
         return out
+
+    def _entries(self, statistics: dict, proportions: set, combined=None) -> dict[str, dict]:
+        """Every metric of a task with its interval, from ONE bootstrap on shared resamples: the
+        intervals k separate bootstraps with the same seed give, with the drawing and look-ups
+        done once (`combined`: a statistic giving all k metrics at once, sharing their counts)."""
+        names = list(statistics)
+        if not names:
+            return {}
+        size = statistics[names[0]][1]
+        if combined is None:
+            parts = [statistics[name][0] for name in names]
+
+            def combined(index):
+                return np.stack([np.asarray(part(index), dtype=float) for part in parts])
+
+        index = np.arange(size)
+        values = combined(index) if size else np.full(len(names), np.nan)
+        intervals = [None] * len(names)
+        if self.options.n_resamples > 0 and size:
+            intervals = bootstrap_intervals(combined, (index,), n_resamples=self.options.n_resamples,
+                                            confidence=self.options.confidence, seed=self.options.seed)
+        entries = {}
+        for name, value, interval in zip(names, values, intervals):
+            entry: dict[str, Any] = {"value": float(value), "low": interval.low if interval else None,
+                                     "high": interval.high if interval else None}
+            if name in proportions and size:
+                successes = int(round(entry["value"] * size))
+                entry["clopper_pearson"] = list(clopper_pearson(successes, size, self.options.confidence))
+            entries[name] = entry
+        return entries
 
     def _regression_entries(self, task: TaskScores, impute: bool = False) -> dict[str, dict]:
         """The six regression metrics with intervals from ONE bootstrap on shared resamples.
@@ -430,36 +461,7 @@ class MirEvaluator:
             }
         return entries
 
-    def _metric_entry(self, statistic: Callable[[np.ndarray], np.ndarray], size: int, proportion: bool) -> dict:
-        index = np.arange(size)
-        entry: dict[str, Any] = {"value": float(statistic(index)) if size else float("nan")}
-        entry["low"] = entry["high"] = None
-        if self.options.n_resamples > 0:
-            interval = bootstrap_interval(
-                statistic, (index,), n_resamples=self.options.n_resamples,
-                confidence=self.options.confidence, seed=self.options.seed,
-            )
-            entry["low"], entry["high"] = interval.low, interval.high
-        if proportion and size:
-            successes = int(round(entry["value"] * size))
-            entry["clopper_pearson"] = list(clopper_pearson(successes, size, self.options.confidence))
-        return entry
-
-
 # ---------------------------------------------------------------- statistics over item indices
-
-
-def _rowwise(function: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], np.ndarray]:
-    """Lift a metric of one index vector to index arrays with leading batch axes (for the bootstrap)."""
-
-    def statistic(index: np.ndarray) -> np.ndarray:
-        index = np.asarray(index)
-        if index.ndim == 1:
-            return np.asarray(function(index))
-        flat = index.reshape(-1, index.shape[-1])
-        return np.array([function(row) for row in flat]).reshape(index.shape[:-1])
-
-    return statistic
 
 
 def _mean_of(values: Iterable[float]) -> Callable[[np.ndarray], np.ndarray]:
@@ -510,15 +512,13 @@ def task_statistics(task: TaskScores, options: EvalOptions):
             stats[comparison] = (statistic, n)
         return stats, set(), notes
     if task.kind == "classification":
-        refs = np.asarray(task.references, dtype=object)
-        preds = np.asarray([p if p is not None else "" for p in task.predictions], dtype=object)
-        labels = sorted(set(task.references))
+        # Macro averages over the declared label set (--labels, else every reference label seen),
+        # as sklearn's precision_recall_fscore_support(labels=...) computes them.
+        labels = sorted(task.labels or set(task.references))  # macro averages do not depend on the order
+        by_metric = class_metrics.single_label_statistics(task.references, task.predictions, labels)
         stats = {"accuracy": (_mean_of(task.item["accuracy"]), n)}
         for metric in ("precision_macro", "recall_macro", "f1_macro"):
-            stats[metric] = (
-                _rowwise(lambda i, m=metric: class_metrics.single_label_report(refs[i], preds[i], labels)[m]),
-                n,
-            )
+            stats[metric] = (by_metric[metric], n)
         notes["labels"] = labels
         return stats, {"accuracy"}, notes
     if task.kind == "tagging":
@@ -539,15 +539,13 @@ def task_statistics(task: TaskScores, options: EvalOptions):
                 for label, score in scores.items():
                     y_score[i, column[label]] = score
             notes["ranking"] = "from the predicted scores"
-        full = class_metrics.multilabel_report(y_true, y_pred, y_score, labels=label_list)
-
-        def report_of(index, metric):
-            return class_metrics.multilabel_report(y_true[index], y_pred[index], None if y_score is None else y_score[index])[metric]
-
-        stats = {}
-        for metric, value in full.items():
-            if isinstance(value, float):
-                stats[metric] = (_rowwise(lambda i, m=metric: report_of(i, m)), n)
+        # Vectorised over resamples (core.metrics.classification): the report's numbers on each
+        # resample without recomputing the report per resample and metric.
+        by_metric = class_metrics.multilabel_statistics(y_true, y_pred, y_score, labels=label_list)
+        stats = {metric: (statistic, n) for metric, statistic in by_metric.items()}
+        names = class_metrics.multilabel_metric_names(y_score is not None)
+        if list(stats) == list(names):  # all metrics at once, their counts shared (the summary's bootstrap)
+            notes["_combined"] = class_metrics.multilabel_metrics_over_items(y_true, y_pred, y_score, labels=label_list)
         notes["labels"] = label_list
         return stats, set(), notes
     if task.kind == "regression":
