@@ -191,3 +191,13 @@ def test_classification_macro_figures_use_the_declared_label_set(tmp_path):
     assert genre["labels"] == ["jazz", "metal", "rock"]
     low, high = genre["metrics"]["f1_macro"]["low"], genre["metrics"]["f1_macro"]["high"]
     assert low <= f1 <= high
+
+
+def test_sft_refuses_records_without_a_split_and_says_why(tmp_path):
+    from mllm.core.train import SFTConfig, setup
+
+    records = [{"id": f"u{i}", "audio_embedding": np.zeros((2, 3), np.float32),
+                "messages": [{"role": "user", "content": "<audio>\nKey?"}, {"role": "assistant", "content": "A minor"}]}
+               for i in range(3)]
+    with pytest.raises(ValueError, match="3 records have no `split`"):
+        setup(SFTConfig(llm="unused", steps=1, output=str(tmp_path / "ckpt"), device="cpu"), records)
