@@ -262,7 +262,7 @@ def main() -> None:
     parser.add_argument("--cli-labels", type=int, default=0,
                         help="also run eval-mir on classification and tagging files of this many records")
     args = parser.parse_args()
-    from mllm.core.evaluation.mir import EvalOptions
+    from mllm.core.evaluation.options import EvalOptions
 
     n_resamples = EvalOptions().n_resamples  # eval-mir's default bootstrap
     label_rows = label_statistics_rows(args.label_n, n_resamples, args.old_resamples, args.old_max_n)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 
 from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, finish_report, progress,
@@ -146,5 +147,5 @@ def render_table(block: dict, confidence: float) -> Table:
         table.add_column(column)
     for name, entry in block["metrics"].items():
         interval = f"[{entry['low']:.4f}, {entry['high']:.4f}]"
-        table.add_row(name, f"{entry['value']:.4f}", interval, f"{entry['mean_of_items']:.4f}")
+        table.add_row(escape(name), f"{entry['value']:.4f}", interval, f"{entry['mean_of_items']:.4f}")
     return table

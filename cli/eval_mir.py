@@ -7,6 +7,7 @@ from typing import Optional
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mllm.cli.common import (
@@ -23,10 +24,11 @@ from mllm.cli.common import (
     finish_report,
 )
 from mllm.core.evaluation.cmi_bench import CmiBenchError, check_task_name
-from mllm.core.evaluation.mir import EvalOptions
+from mllm.core.evaluation.options import EvalOptions
 from mllm.core.evaluation.inputs import open_result_input
 from mllm.core.evaluation.mir_files import HEADLINE, evaluate, evaluate_files, expand_inputs
-from mllm.core.evaluation.tasks import KINDS, TaskError, parse_scale
+from mllm.core.evaluation.kinds import KINDS
+from mllm.core.evaluation.tasks import TaskError, parse_scale
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
 from mllm.core.parse.label_embedding import EmbeddingUnavailable
@@ -79,7 +81,7 @@ def command(
 
     Prints one JSON summary (per task: metrics with 95 % bootstrap intervals, n, parse rate).
     Records of different splits are never scored together: --split test scores the held-out
-    split alone, and without it each split gets its own rows ("key [test]", "key [train]").
+    split alone, and without it each split gets its own rows ("key \\[test]", "key \\[train]").
     Predictions marked in_sample (a probe's own training records) are left out unless asked.
 
     Examples:
@@ -223,7 +225,7 @@ def render_table(result: dict) -> Table:
             if comparison:
                 paired = comparison.get(name, {}).get("metrics", {}).get(metric)
                 row += [f"{paired['b']:.4f}", f"{paired['difference']:+.4f}", f"{paired['p_value']:.3g}"] if paired else ["", "", ""]
-            table.add_row(*row)
+            table.add_row(*map(escape, row))  # names from the data: brackets kept, no markup
     return table
 
 
@@ -246,6 +248,6 @@ def render_leaderboard(result: dict) -> Table:
     for task_name, model, task, metric, entry in rows:
         interval = "" if entry["low"] is None else f"[{entry['low']:.4f}, {entry['high']:.4f}]"
         split = "no split" if task.get("split") is None else task["split"]
-        table.add_row(task_name, model, split, metric, f"{entry['value']:.4f}", interval,
+        table.add_row(escape(task_name), escape(model), escape(split), metric, f"{entry['value']:.4f}", interval,
                       str(task.get("n_scored", task["n"])), f"{task['parse_rate']:.1%}")
     return table

@@ -92,3 +92,16 @@ def test_an_unknown_task_is_refused_before_reading():
     result = eval_mir(DATA / "testmodel_GS_key.jsonl", "--task", "GS_kee", expect=2)
     assert "unknown task" in result.output
     assert eval_mir(DATA / "testmodel_GS_key.jsonl", "--task", "gs_key").exit_code == 0
+
+
+def test_model_and_task_names_keep_their_brackets_in_the_table(tmp_path, monkeypatch):
+    from mllm.cli import common
+
+    monkeypatch.setattr(common.console, "_width", 200)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    shutil.copy(DATA / "testmodel_GS_key.jsonl", folder / "salmonn[7b]_GS_key.jsonl")
+    shutil.copy(DATA / "testmodel_GS_key.jsonl", folder / "qwen[bold]_GS_key.jsonl")
+    result = eval_mir(folder, "--table")
+    rows = [line for line in result.stderr.splitlines() if "weighted_score" in line]
+    assert any("salmonn[7b]" in row for row in rows) and any("qwen[bold]" in row for row in rows)

@@ -25,7 +25,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mllm.core.evaluation.tasks import KIND_OF_TASK, SCORED_ELSEWHERE
+from mllm.core.evaluation.kinds import KIND_OF_TASK
+from mllm.core.evaluation.tasks import SCORED_ELSEWHERE
 from mllm.core.io.errors import Record, has_error
 from mllm.core.io.records import read_records
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from mllm.core.evaluation.cmi_bench import CmiBenchError, split_file_name
 from mllm.core.evaluation.inputs import ResultInput, open_result_input
-from mllm.core.evaluation.mir import EvalOptions, MirEvaluator, collect_label_sets, compare
+from mllm.core.evaluation.mir import MirEvaluator, collect_label_sets, compare
+from mllm.core.evaluation.options import EvalOptions
 from mllm.core.io.errors import Record, StreamSummary
 
 

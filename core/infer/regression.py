@@ -5,8 +5,9 @@ question, from build-instructions' templates (core/instructions/templates.py):
 
     "How would you rate the arousal (how calm or energetic it feels) of this music on a scale from 1 to 9?"
 
-The answer is read with `core.parse.numbers.find_number(text, scale, name)` (the parser eval-mir
-uses), then clipped to the scale. Written fields:
+The answer is read by the regression kind eval-mir scores with (core.evaluation.kinds: the
+number after the target's name, scale mentions and echoed example scores left out), so regress
+and eval-mir read one response the same way; then clipped to the scale. Written fields:
 
     prediction   {"arousal": 6.5, "valence": None, "parse_ok": {"arousal": true, "valence": false}}
     response     {"arousal": "I would assign a 6.5 ...", "valence": "calm"}   the raw answers
@@ -24,19 +25,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
+from mllm.core.evaluation.kinds import KINDS, Context
 from mllm.core.evaluation.tasks import DEFAULT_SCALES, record_scale
 from mllm.core.infer.generation import Generate, Prompt, answer_records, prompt_audio
 from mllm.core.instructions import templates as tpl
 from mllm.core.instructions.tasks import ABOUT
 from mllm.core.io.errors import Record, StreamSummary
 from mllm.core.model.chat import AUDIO_PLACEHOLDER
-from mllm.core.parse.numbers import find_number
 
 __all__ = ["STAGE", "DEFAULT_TARGETS", "question", "read_value", "target_scale", "regress_records"]
 
 STAGE = "regress"
 DEFAULT_TARGETS = ("arousal", "valence")
 OWN_TASK = "task"  # in `targets`: the record's own `task`
+REGRESSION = KINDS["regression"]
 
 
 def question(name: str, scale: tuple[float, float]) -> str:
@@ -46,14 +48,15 @@ def question(name: str, scale: tuple[float, float]) -> str:
     return tpl.QUESTIONS["regression"][0].render(fill)
 
 
-def read_value(text: str, name: str, scale: tuple[float, float]) -> tuple[float | None, str | None, bool]:
+def read_value(text: str, name: str, scale: tuple[float, float], question: str | None = None,
+               ) -> tuple[float | None, str | None, bool]:
     """(value clipped to the scale or None, the text read, whether it was clipped)."""
-    found = find_number(text, scale, name)
-    if found is None:
+    reading = REGRESSION.read_answer("response", text, None, Context(name, scale=scale, question=question))
+    if not reading.parse_ok:
         return None, None, False
     low, high = scale
-    value = min(max(float(found.value), low), high)
-    return value, found.text, value != float(found.value)
+    value = min(max(reading.value, low), high)
+    return value, reading.matched, value != reading.value
 
 
 def target_scale(record: Mapping, name: str, scales: Mapping[str, tuple[float, float]]) -> tuple[float, float]:
@@ -91,7 +94,8 @@ def regress_records(records: Iterable[Record], generate: Generate, *, targets: t
         prediction, details = {}, {}
         asked = names(record)
         for name, text in zip(asked, answers):
-            value, read, clipped = read_value(text, name, target_scale(record, name, scales))
+            scale = target_scale(record, name, scales)
+            value, read, clipped = read_value(text, name, scale, question(name, scale))
             prediction[name] = value
             details[name] = {"read": read, "clipped": clipped}
         prediction["parse_ok"] = {name: prediction[name] is not None for name in asked}

@@ -21,7 +21,8 @@ user turn (a dataset question that holds it has it removed). Phrasings are drawn
 id, task) with their own random stream, so a record's instructions do not depend on the other
 records or their order. `--per-task N` gives N records per (excerpt, task), each with another
 question phrasing (another question type for mir_qa). Every answer is checked to read back to
-its structured value through core.parse before it is written (tasks.reads_back); a phrasing that
+its structured value, read as eval-mir reads it (tasks.reads_back: the task's kind in
+core.evaluation.kinds), before it is written; a phrasing that
 does not is not used, and when none does the task is skipped for that record and counted.
 """
 

@@ -32,6 +32,7 @@ import random
 from mllm.core.instructions import tasks
 from mllm.core.instructions import templates as tpl
 from mllm.core.instructions.tasks import MusicValues, Skip, Target
+from mllm.core.parse.chords import read_chords
 
 __all__ = ["QUESTION_TYPES", "mir_qa_targets", "compose_caption"]
 
@@ -57,7 +58,7 @@ def _meter_tempo(values: MusicValues, rng: random.Random) -> Target:
     meter = tasks.meter_targets(values)[0]
     tempo = tasks.tempo_targets(values)[0]
     # The meter is checked against its own label only: a tempo like "93.5" holds a "5".
-    meter.check = tasks._checker("meter", meter.answer, labels=[meter.answer["meter"]])
+    meter.check = tasks._checker("classification", "meter", meter.answer, labels=[meter.answer["meter"]])
     return _merge("meter_tempo", [meter, tempo], {**meter.answer, **tempo.answer}, {**meter.fill, **tempo.fill})
 
 
@@ -73,7 +74,7 @@ def _chord_at(values: MusicValues, rng: random.Random) -> Target:
     answer = {"time": time, "chord": label}
 
     def check(text: str) -> bool:
-        rows = tasks.read_chords(text, duration=time + 1.0)
+        rows = read_chords(text, duration=time + 1.0)
         return rows is not None and {row[2] for row in rows} == {label}
 
     target = _merge("chord_at", [chords], answer, {"time": tpl.format_number(time, tpl.TIME_DECIMALS), "chord": label})
@@ -85,7 +86,7 @@ def _first_downbeat(values: MusicValues, rng: random.Random) -> Target:
     downbeats = tasks.times_targets("downbeats")(values)[0]
     time = downbeats.answer["downbeats"][0]
     target = _merge("first_downbeat", [downbeats], {"first_downbeat": time}, {"time": tpl.format_number(time, tpl.TIME_DECIMALS)})
-    target.check = lambda text: tasks.read_times(text) == [time]
+    target.check = tasks._checker("downbeats", "downbeats", {"downbeats": [time]})
     return target
 
 

@@ -39,14 +39,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from mllm.core.evaluation.kinds import KINDS, Context
 from mllm.core.evaluation.tasks import DEFAULT_SCALES
 from mllm.core.instructions import templates as tpl
 from mllm.core.io.errors import RecordError
-from mllm.core.parse.chords import read_chords, to_harte
+from mllm.core.parse.chords import to_harte
 from mllm.core.parse.key import find_key
-from mllm.core.parse.labels import LabelSet, find_labels
-from mllm.core.parse.numbers import read_number
-from mllm.core.parse.tempo import HIGHEST_BPM, LOWEST_BPM, read_tempo
+from mllm.core.parse.labels import LabelSet
+from mllm.core.parse.tempo import HIGHEST_BPM, LOWEST_BPM
 from mllm.core.parse.times import read_times
 
 __all__ = ["FAMILIES", "Target", "Skip", "MusicValues", "family_targets", "reads_back"]
@@ -197,35 +197,21 @@ def _label_set(labels: tuple[str, ...]) -> LabelSet:
     return LabelSet.of(labels)
 
 
-def reads_back(templates: str, text: str, answer: Any, *, scale: tuple[float, float] | None = None,
-               name: str | None = None, labels: Sequence[str] | None = None) -> bool:
-    """True when `core.parse` reads `text` back to `answer` (the check every template must pass)."""
-    if templates == "key":
-        found = find_key(text)
-        return found is not None and str(found.value) == answer["key"]
-    if templates == "tempo":
-        return read_tempo(text) == answer["tempo_bpm"]
-    if templates in ("beats", "downbeats"):
-        return read_times(text) == answer[templates]
-    if templates == "chords":
-        rows = read_chords(text)
-        return rows is not None and [list(r) for r in rows] == answer["chords"]
-    if templates == "regression":
-        (field_name, value), = answer.items()
-        return read_number(text, scale, name) == value
-    if templates in ("meter", "genre", "arousal_class", "valence_class", "quadrant"):
+def reads_back(kind: str, task: str, text: str, answer: Mapping[str, Any], *,
+               scale: tuple[float, float] | None = None, labels: Sequence[str] | None = None) -> bool:
+    """True when eval-mir reads `text` back to `answer`: the check every phrasing must pass, made
+    by the task kind eval-mir scores with (core.evaluation.kinds). Label tasks are read against
+    `labels`, else the answer's own labels."""
+    registered = KINDS[kind]
+    label_set = None
+    if registered.labelled:
         (value,) = answer.values()
-        found = find_labels(text, _label_set(tuple(labels or [value])))
-        return [f.value for f in found] == [value]
-    if templates in LIST_FAMILIES:
-        (values,) = answer.values()
-        found = find_labels(text, _label_set(tuple(labels or values)))
-        return sorted(f.value for f in found) == sorted(values)
-    return True
+        label_set = _label_set(tuple(labels or ([value] if isinstance(value, str) else value)))
+    return registered.reads_back(text, answer, Context(task, label_set=label_set, scale=scale))
 
 
-def _checker(templates: str, answer: Any, **context) -> Callable[[str], bool]:
-    return lambda text: reads_back(templates, text, answer, **context)
+def _checker(kind: str, task: str, answer: Mapping[str, Any], **context) -> Callable[[str], bool]:
+    return lambda text: reads_back(kind, task, text, answer, **context)
 
 
 # ---------------------------------------------------------------- families
@@ -235,7 +221,7 @@ def key_targets(values: MusicValues, **_) -> list[Target]:
     value, source = values.need("key")
     key = read_key_value(value, source)
     answer = {"key": key}
-    return [Target("key", "key", answer, {"key": key}, "key", source, check=_checker("key", answer))]
+    return [Target("key", "key", answer, {"key": key}, "key", source, check=_checker("key", "key", answer))]
 
 
 def tempo_targets(values: MusicValues, **_) -> list[Target]:
@@ -245,7 +231,7 @@ def tempo_targets(values: MusicValues, **_) -> list[Target]:
         raise Skip(f"tempo outside {LOWEST_BPM:g}-{HIGHEST_BPM:g} BPM")
     answer = {"tempo_bpm": tempo}
     fill = {"tempo": tpl.format_number(tempo, tpl.TEMPO_DECIMALS)}
-    return [Target("tempo", "tempo", answer, fill, "tempo", source, check=_checker("tempo", answer))]
+    return [Target("tempo", "tempo", answer, fill, "tempo", source, check=_checker("tempo", "tempo", answer))]
 
 
 def meter_targets(values: MusicValues, **_) -> list[Target]:
@@ -255,7 +241,7 @@ def meter_targets(values: MusicValues, **_) -> list[Target]:
         raise _bad(source, "meter", f"must be a whole number of beats per bar, got {value!r}")
     label = str(int(meter))
     answer = {"meter": label}
-    check = _checker("meter", answer, labels=[str(n) for n in range(1, 33)])
+    check = _checker("classification", "meter", answer, labels=[str(n) for n in range(1, 33)])
     return [Target("meter", "meter", answer, {"meter": label}, "classification", source, check=check)]
 
 
@@ -266,7 +252,7 @@ def _list_targets(name: str, read: Callable, fill: Callable[[list], dict[str, st
         if not items:
             raise Skip(f"no {name}")
         answer = {name: items}
-        return [Target(name, name, answer, fill(items), kind, source, check=_checker(name, answer))]
+        return [Target(name, name, answer, fill(items), kind, source, check=_checker(kind, name, answer))]
 
     return targets
 
@@ -282,7 +268,7 @@ def chord_targets(values: MusicValues, **_) -> list[Target]:
         raise Skip("no chords")
     answer = {"chords": rows}
     fill = {"chords_from_to": tpl.format_chords_from_to(rows), "chords_spans": tpl.format_chords_spans(rows)}
-    return [Target("chords", "chords", answer, fill, "chords", source, check=_checker("chords", answer))]
+    return [Target("chords", "chords", answer, fill, "chords", source, check=_checker("chords", "chords", answer))]
 
 
 def single_label_targets(name: str, kind: str = "classification") -> Callable[..., list[Target]]:
@@ -297,7 +283,7 @@ def single_label_targets(name: str, kind: str = "classification") -> Callable[..
         if allowed is not None and label not in allowed:
             raise _bad(source, name, f"must be one of {', '.join(allowed)}, got {label!r}")
         answer = {name: label}
-        check = _checker(name, answer, labels=allowed)
+        check = _checker(kind, name, answer, labels=allowed)
         return [Target(name, name, answer, {"label": label}, kind, source, check=check)]
 
     return targets
@@ -349,7 +335,7 @@ def regression_target(name: str, values: MusicValues, record: Mapping[str, Any],
         "scale": tpl.scale_text(scale), "low": tpl.format_number(scale[0], 2), "high": tpl.format_number(scale[1], 2),
     }
     answer = {name: number}
-    check = _checker("regression", answer, scale=scale, name=name)
+    check = _checker("regression", name, answer, scale=scale)
     return Target(name, "regression", answer, fill, "regression", source, {"scale": list(scale)}, check=check)
 
 
