@@ -126,12 +126,36 @@ def test_regression_figures_match_sklearn_and_scipy_and_keep_cmi_benchs_protocol
         kind.read_reference(12, ctx)
 
 
+RIGHT_AND_UNREAD = {  # kind: (task, reference, a right answer, context)
+    "key": ("key", "A minor", "It is in A minor.", {}),
+    "tempo": ("tempo", 120, "120 BPM", {}),
+    "beats": ("beats", [0.5, 1.0, 1.5], "0.5s, 1.0s, 1.5s", {}),
+    "downbeats": ("downbeats", [0.5, 2.5], "0.5, 2.5", {}),
+    "chords": ("chords", [[0, 2, "C:maj"], [2, 4, "G:maj"]], "0-2s: C, 2-4s: G", {}),
+    "classification": ("genre", "jazz", "jazz", {"label_set": LabelSet.of(["jazz", "rock"])}),
+    "tagging": ("moods", ["sad", "calm"], "calm and sad", {"label_set": LabelSet.of(["sad", "calm", "happy"])}),
+    "regression": ("arousal", 6.5, "I would rate it 6.5", {"scale": (1.0, 9.0)}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_kind_rewards_a_right_answer_1_and_an_unread_one_0(name):
+    task, reference, right, context = RIGHT_AND_UNREAD[name]
+    kind, ctx = KINDS[name], Context(task, **context)
+    ref = kind.read_reference(reference, ctx)
+    for text, expected in ((right, 1.0), ("I cannot say.", 0.0)):
+        reading = kind.read_answer("response", text, ref, ctx)
+        assert reading.parse_ok is (expected == 1.0)
+        assert kind.reward(kind.score(ref, reading, ctx), ctx) == pytest.approx(expected), text
+
+
 class CountKind(Kind):
     """A kind the tree does not have: how many notes, right when exactly right."""
 
     name = "count"
     task_names = ("notes",)
     fields = ("count",)
+    reward_metric = "exact"
 
     def read_reference(self, value, context):
         if not isinstance(value, int) or value < 0:
@@ -178,6 +202,12 @@ def test_a_kind_registered_alone_is_scored_end_to_end(monkeypatch, tmp_path):
     paired = compare(a, b)["notes"]
     assert paired["n_paired"] == 9 and paired["metrics"]["exact"]["a"] == pytest.approx(7 / 9)
     assert paired["metrics"]["exact"]["b"] == pytest.approx(4 / 9)  # 0 notes: right for 3 + the prediction
+    # and its reward, for mllm grpo, from the same registration
+    from mllm.core.train.rewards import Reward
+
+    reward = Reward.parse("task")
+    prepared = reward.prepare({"id": "r", "task": "notes", "reference": 2})
+    assert reward(prepared, "2 notes")[0] == 1.0 and reward(prepared, "3 notes")[0] == 0.0
 
 
 def test_a_tagging_prediction_may_be_a_bare_score_per_label():

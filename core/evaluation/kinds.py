@@ -46,11 +46,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import math
+
 import numpy as np
 
 from mllm.core.evaluation.options import EvalOptions
-from mllm.core.evaluation.readings import Reading, answer_value, as_float, from_found
-from mllm.core.evaluation.tasks import TaskError
+from mllm.core.evaluation.readings import Reading, answer_value, as_float, from_found, question_text
+from mllm.core.evaluation.tasks import TaskError, record_scale
 from mllm.core.metrics import beats as beat_metrics
 from mllm.core.metrics import chords as chord_metrics
 from mllm.core.metrics import key as key_metrics
@@ -63,7 +65,7 @@ from mllm.core.parse.tempo import find_tempo
 from mllm.core.parse.times import find_times
 
 __all__ = ["Context", "Scored", "Statistics", "Summary", "Kind", "KINDS", "KIND_OF_TASK", "kind_of",
-           "reference_labels"]
+           "item_context", "answer_source", "reference_labels"]
 
 # Fields of a structured prediction that are bookkeeping, never a task's value.
 BOOKKEEPING = ("parse_ok", "read_from", "matched", "scale")
@@ -132,6 +134,7 @@ class Kind:
     fields: tuple[str, ...] = ()  # field names a structured reference/prediction may use
     labelled = False  # reading needs the task's label set (Context.label_set)
     scaled = False  # reading needs the record's numeric scale (Context.scale)
+    reward_metric = ""  # the per-item score that is the item's reward (Kind.reward)
 
     def field_value(self, value: Any, context: Context, field_name: str, *, only_field: bool = True) -> Any:
         """The task's value out of a reference/prediction that may be a dict like `answer`.
@@ -170,6 +173,14 @@ class Kind:
         """The corpus metrics of the items' `kept` values (context: the task's first item's)."""
         raise NotImplementedError
 
+    def reward(self, scored: Scored, context: Context) -> float:
+        """The item's score as one number in [0, 1], 1 for a right answer (a GRPO reward: `mllm
+        grpo` optimises what eval-mir reports). Default: the per-item score `reward_metric`."""
+        if not self.reward_metric:
+            raise NotImplementedError(f"task kind {self.name!r} defines no reward (set reward_metric or reward())")
+        value = float(scored.scores.get(self.reward_metric, 0.0))
+        return value if math.isfinite(value) else 0.0
+
     def pairable(self, kept: Any) -> bool:
         """Whether an item enters a paired comparison of two systems (regression: answered)."""
         return True
@@ -205,10 +216,13 @@ def _key_string(text: str) -> str | None:
 
 
 class KeyKind(MeanKind):
+    """Reward: the MIREX weighted score (1 same key, 0.5 a fifth, 0.3 relative, 0.2 parallel)."""
+
     name = "key"
     task_names = ("key",)
     fields = ("key",)
     proportions = frozenset({"accuracy"})
+    reward_metric = "weighted_score"
 
     def read_reference(self, value, context):
         if isinstance(value, str) and value.strip().lower() == "x":
@@ -237,10 +251,15 @@ class KeyKind(MeanKind):
 
 
 class TempoKind(MeanKind):
+    """Reward graded by tolerance: 1 within 4 % (Acc1), 0.5 off by a factor 2 or 3 (Acc2 only), else 0."""
+
     name = "tempo"
     task_names = ("tempo", "bpm")
     fields = ("tempo_bpm", "tempo", "bpm")
     proportions = frozenset({"acc1", "acc2"})
+
+    def reward(self, scored, context):
+        return 1.0 if scored.scores["acc1"] else 0.5 if scored.scores["acc2"] else 0.0
 
     def read_reference(self, value, context):
         if isinstance(value, str):
@@ -283,7 +302,9 @@ def _times(value: Any, what: str) -> np.ndarray:
 
 
 class TimesKind(MeanKind):
-    """Event times in seconds (beats, downbeats), scored with mir_eval's beat metrics."""
+    """Event times in seconds (beats, downbeats), scored with mir_eval's beat metrics. Reward: F-measure."""
+
+    reward_metric = "f_measure"
 
     def __init__(self, name: str, task_names: tuple[str, ...], fields: tuple[str, ...]):
         self.name, self.task_names, self.fields = name, task_names, fields
@@ -334,7 +355,8 @@ def _chord_rows(value: Any, what: str) -> list[tuple[float, float, str]]:
 
 
 class ChordsKind(Kind):
-    """Timed chords; per item one score per mir_eval comparison, the corpus duration-weighted."""
+    """Timed chords; per item one score per mir_eval comparison, the corpus duration-weighted.
+    Reward: the item's majmin score (else its first comparison's)."""
 
     name = "chords"
     task_names = ("chords", "chord")
@@ -380,6 +402,11 @@ class ChordsKind(Kind):
 
             metrics[comparison] = statistic
         return Summary({"metrics": Statistics(metrics, len(kept))})
+
+    def reward(self, scored, context):
+        comparisons = [c for c in scored.scores if c != "duration"]
+        value = scored.scores["majmin" if "majmin" in comparisons else comparisons[0]] if comparisons else 0.0
+        return float(value) if value is not None and math.isfinite(value) else 0.0
 
     def same(self, reference, value):
         return [tuple(row) for row in value] == [tuple(row) for row in reference]
@@ -436,6 +463,7 @@ class ClassificationKind(LabelKind):
     name = "classification"
     task_names = ("classification", "genre", "instrument", "mood", "pitch", "technique", "meter")
     fields = ("label",)
+    reward_metric = "accuracy"  # 1 for the reference label, else 0
 
     def read_reference(self, value, context):
         labels = reference_labels(value, self.label_set(context))
@@ -486,6 +514,7 @@ class TaggingKind(LabelKind):
     name = "tagging"
     task_names = ("tagging", "tags", "instruments", "moods", "genres")
     fields = ("labels", "tags")
+    reward_metric = "f1"  # of the item's labels
 
     def field_value(self, value, context, field_name, *, only_field=True):
         try:
@@ -608,6 +637,15 @@ class RegressionKind(Kind):
                 scores["abs_error"] = abs(estimate - reference)
         return Scored(scores, (reference, estimate, clipped))
 
+    def reward(self, scored, context):
+        """Closeness on the declared scale, 1 - |y - ŷ| / (high - low) (0 unread; the clipped
+        estimate); `mllm grpo --regression-shape` may sharpen it."""
+        reference, estimate, _ = scored.kept
+        if not np.isfinite(estimate):
+            return 0.0
+        low, high = context.scale
+        return float(max(0.0, 1.0 - abs(estimate - reference) / (high - low)))
+
     def pairable(self, kept):
         return bool(np.isfinite(kept[1]))
 
@@ -678,6 +716,19 @@ def kind_of(record: Mapping[str, Any], overrides: Mapping[str, str]) -> tuple[st
     if kind not in KINDS:
         raise TaskError(f"unknown task kind {kind!r} for task {name!r} (kinds: {', '.join(KINDS)})")
     return name, KINDS[kind]
+
+
+def item_context(record: Mapping[str, Any], name: str, kind: Kind, options: EvalOptions,
+                 label_sets: Mapping[str, LabelSet], matcher: Callable[[], Any] | None = None) -> Context:
+    """The Context of one record: its task's label set (label kinds; TaskError when there is none),
+    its scale (numeric kinds), the question its answer replies to."""
+    label_set = None
+    if kind.labelled:
+        label_set = label_sets.get(name)
+        if label_set is None:
+            raise TaskError(f"task {name!r} has no label set: give --labels {name}=a,b,c")
+    scale = record_scale(record, name, options.scale) if kind.scaled else None
+    return Context(name, options, label_set=label_set, scale=scale, question=question_text(record), matcher=matcher)
 
 
 def answer_source(record: Mapping[str, Any], kind: Kind, context: Context) -> tuple[str, Any]:

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from mllm.core.evaluation.kinds import Context, Kind, Statistics, answer_source, kind_of, reference_labels
+from mllm.core.evaluation.kinds import Context, Kind, Statistics, answer_source, item_context, kind_of, reference_labels
 from mllm.core.evaluation.options import EvalOptions
-from mllm.core.evaluation.readings import Reading, question_text
-from mllm.core.evaluation.tasks import SCORED_ELSEWHERE, TaskError, record_scale
+from mllm.core.evaluation.readings import Reading
+from mllm.core.evaluation.tasks import SCORED_ELSEWHERE, TaskError
 from mllm.core.io.errors import Record, has_error, with_error
 from mllm.core.io.splits import record_split, split_label
 from mllm.core.metrics.bootstrap import bootstrap_intervals, clopper_pearson, paired_difference
@@ -172,13 +172,7 @@ class MirEvaluator:
     def _score(self, record: Record) -> Record:
         options = self.options
         name, kind = kind_of(record, options.task_types)
-        context = Context(
-            name, options,
-            label_set=self._label_set(name) if kind.labelled else None,
-            scale=record_scale(record, name, options.scale) if kind.scaled else None,
-            question=question_text(record),
-            matcher=self._load_matcher,
-        )
+        context = item_context(record, name, kind, options, self.label_sets, self._load_matcher)
         reference = kind.read_reference(kind.field_value(_reference_value(record, options), context,
                                                          options.reference_field), context)
         source, value = answer_source(record, kind, context)
@@ -201,12 +195,6 @@ class MirEvaluator:
             "scores": scored.scores,
         }
         return out
-
-    def _label_set(self, name: str) -> LabelSet:
-        label_set = self.label_sets.get(name)
-        if label_set is None:
-            raise TaskError(f"task {name!r} has no label set: give --labels {name}=a,b,c")
-        return label_set
 
     # -- the summary
 
