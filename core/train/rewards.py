@@ -64,6 +64,7 @@ class Judged:
     """One completion read and scored against its prompt's reference."""
 
     prepared: Prepared
+    text: str  # the completion
     reading: Reading
     scored: Scored
 
@@ -151,10 +152,15 @@ class Reward:
     def judge(self, prepared: Prepared, completion: str) -> Judged:
         source, value = answer_source({"response": completion}, prepared.kind, prepared.context)
         reading = prepared.kind.read_answer(source, value, prepared.reference, prepared.context)
-        return Judged(prepared, reading, prepared.kind.score(prepared.reference, reading, prepared.context))
+        return Judged(prepared, completion, reading, prepared.kind.score(prepared.reference, reading, prepared.context))
+
+    def rate(self, prepared: Prepared, completion: str) -> tuple[float, dict[str, float], Judged]:
+        """(weighted total, each component's value, the judged completion)."""
+        judged = self.judge(prepared, completion)
+        parts = {name: COMPONENTS[name](judged, self.settings) for name in self.weights}
+        return sum(self.weights[name] * value for name, value in parts.items()), parts, judged
 
     def __call__(self, prepared: Prepared, completion: str) -> tuple[float, dict[str, float]]:
         """(weighted total, each component's value) of one completion."""
-        judged = self.judge(prepared, completion)
-        parts = {name: COMPONENTS[name](judged, self.settings) for name in self.weights}
-        return sum(self.weights[name] * value for name, value in parts.items()), parts
+        total, parts, _ = self.rate(prepared, completion)
+        return total, parts

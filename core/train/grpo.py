@@ -1,0 +1,357 @@
+"""GRPO on a MusicLLM with verifiable rewards: one loop, read top to bottom.
+
+    run = setup(GRPOConfig(checkpoint="runs/key", steps=50), records)   # an `mllm sft` checkpoint
+    for metrics in train(run):                                           # one dict per optimizer step
+        print(json.dumps(metrics))     # {"step", "reward_mean", "reward_std", "kl", "clip_high", ...}
+
+The policy and its reference. The SFT checkpoint's adapter is merged into the LLM's weights and a
+fresh LoRA adapter is trained on top; the projector is frozen. Switching the new adapter off
+(`MusicLLM.reference_policy`) therefore gives the SFT policy itself, with no second copy of the
+model, and at step 0 (the adapter's B matrices are zero) the policy IS the reference: KL 0.
+
+What a step does (objective and its definitions: core/train/grpo_objective.py):
+1. `batch_size` prompts from the epoch order of the `train` records (a seeded permutation per
+   epoch, as sft). Each prompt's record is prepared for its reward once (core/train/rewards.py:
+   the task's kind reads the reference).
+2. Generation, in one batched, KV-cached `generate` call: every prompt repeated `group_size`
+   times, sampled at `temperature` / `top_p` up to `max_new_tokens` (a completion that ends
+   without the end-of-turn token is truncated). Generation sits behind `generate_completions`,
+   the seam where another engine (vLLM on a GPU) can take over.
+3. Rewards: the weighted components of each completion, plus DAPO's overlong penalty when
+   `overlong_buffer` > 0. Dynamic sampling (`min_spread` > 0): a group whose rewards spread by no
+   more than `min_spread` is dropped and more prompts are sampled to refill the batch, at most
+   `max_resample` extra rounds; the step trains on the groups it has then (none: no update).
+4. Advantages within each group (`scale_rewards`). Old log-probabilities (needed when
+   `iterations` > 1) and the reference's (when `beta` > 0) come from forward passes over the
+   sampled tokens, never from generating again.
+5. `iterations` optimizer updates on the batch: per-token log-probs (logits / temperature, as
+   sampled), the clipped objective of `loss_type`, gradient clipping, AdamW.
+
+Every step yields its metrics: reward mean/std overall and per component, parse rate, the
+fraction of groups filtered and of zero-spread groups, KL, clip fractions (low, high), entropy,
+completion length, truncated fraction, tokens/s and completions/s.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
+from mllm.core.evaluation.tasks import TaskError
+from mllm.core.model import IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM, load_checkpoint
+from mllm.core.options import check_integer, check_number
+from mllm.core.train.grpo_objective import (LOSS_TYPES, SCALE_REWARDS, ObjectiveSettings, group_advantages,
+                                            group_spread, keep_groups, overlong_penalty, policy_loss)
+from mllm.core.train.rewards import Prepared, Reward, RewardSettings, parse_components
+from mllm.core.train.sft import epoch_order, split_records
+
+__all__ = ["GRPOConfig", "Run", "setup", "train", "generate_completions", "token_logps", "policy_on_top"]
+
+ZERO_SPREAD = 1e-6  # a group whose rewards differ by no more than this counts as zero-spread in the logs
+
+
+@dataclass
+class GRPOConfig:
+    checkpoint: str = ""  # the `mllm sft` checkpoint to align (policy start and reference)
+    reward: str = "task:1.0,format:0.2"  # weighted components (core/train/rewards.py)
+    regression_shape: str = "linear"
+    group_size: int = 4  # G: completions per prompt
+    batch_size: int = 4  # prompts per step
+    steps: int = 50
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+    loss_type: str = "dapo"  # grpo | dr_grpo | dapo (TRL's default)
+    epsilon: float = 0.2
+    epsilon_high: float | None = None  # None: epsilon
+    beta: float = 0.0  # KL weight (k3); 0 skips the reference pass
+    iterations: int = 1  # updates per batch of samples (TRL's num_iterations)
+    scale_rewards: str = "group"  # group | batch | none
+    mask_truncated: bool = False  # completions without the end-of-turn token carry no loss
+    overlong_buffer: int = 0  # DAPO's soft overlong penalty over the last N tokens (0: off)
+    overlong_factor: float = 1.0
+    min_spread: float = 0.0  # dynamic sampling: drop groups whose reward spread is <= this (0: off)
+    max_resample: int = 2  # extra sampling rounds to refill the batch
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    seed: int = 0
+    device: str = "cpu"
+
+    def check(self) -> GRPOConfig:
+        """ValueError naming the first option out of range."""
+        for name in ("group_size", "batch_size", "steps", "max_new_tokens", "iterations", "lora_rank"):
+            check_integer("--" + name.replace("_", "-"), getattr(self, name), minimum=1)
+        check_integer("--max-resample", self.max_resample, minimum=0)
+        check_integer("--overlong-buffer", self.overlong_buffer, minimum=0, maximum=self.max_new_tokens)
+        check_number("--lr", self.lr, above=0)
+        check_number("--temperature", self.temperature, above=0)
+        check_number("--top-p", self.top_p, above=0, maximum=1)
+        check_number("--epsilon", self.epsilon, above=0, below=1)
+        if self.epsilon_high is not None:
+            check_number("--epsilon-high", self.epsilon_high, above=0)
+        check_number("--beta", self.beta, minimum=0)
+        check_number("--min-spread", self.min_spread, minimum=0)
+        check_number("--max-grad-norm", self.max_grad_norm, minimum=0)
+        check_number("--overlong-factor", self.overlong_factor, minimum=0)
+        if self.group_size < 2:
+            raise ValueError("--group-size must be at least 2: advantages are relative to the group")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"--loss-type must be one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}")
+        if self.scale_rewards not in SCALE_REWARDS:
+            raise ValueError(f"--scale-rewards must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}")
+        parse_components(self.reward)
+        RewardSettings(self.regression_shape)
+        return self
+
+    @property
+    def objective(self) -> ObjectiveSettings:
+        return ObjectiveSettings(self.loss_type, self.epsilon, self.epsilon_high, self.beta, self.max_new_tokens)
+
+
+@dataclass
+class Run:
+    config: GRPOConfig
+    model: MusicLLM
+    optimizer: torch.optim.Optimizer
+    reward: Reward
+    examples: list[Example]  # prompts (no answer) of the train records
+    prepared: list[Prepared]  # their rewards' references, same order
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # next prompt of the epoch
+    order: tuple[int, list[int]] | None = None
+    stop_requested: bool = False
+
+
+def policy_on_top(sft: MusicLLM, lora: LoraSettings) -> MusicLLM:
+    """A fresh adapter on the SFT policy: the SFT adapter (if any) merged into the LLM, the
+    projector frozen. With the new adapter off the model is the SFT policy (the reference)."""
+    llm = sft.llm.merge_and_unload() if sft.lora is not None else sft.llm
+    model = MusicLLM(llm, sft.tokenizer, sft.projector, llm_spec=sft.llm_spec, encoder=sft.encoder, lora=lora,
+                     system_prompt=sft.system_prompt)
+    for parameter in model.projector.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None = None,
+          reward: Reward | None = None) -> Run:
+    """Model, optimizer, prompts and their prepared rewards. `model` (a MusicLLM) replaces loading
+    `config.checkpoint`; `reward` replaces the one `config.reward` describes (tests, other rewards).
+    Records that cannot be rewarded (no task, no reference, off scale) raise ValueError naming them."""
+    config.check()
+    train_records, _ = split_records(records)
+    if not train_records:
+        raise ValueError("no training records (split 'train')")
+    torch.manual_seed(config.seed)
+    if model is None:
+        if not config.checkpoint:
+            raise ValueError("--checkpoint: give the `mllm sft` checkpoint to align")
+        model = load_checkpoint(config.checkpoint, device=config.device)
+    lora = LoraSettings(config.lora_rank, config.lora_alpha, 0.0, list(config.lora_targets))  # no dropout: ratio 1 at iteration 1
+    model = policy_on_top(model, lora)
+    if reward is None:
+        options = EvalOptions()
+        reward = Reward(parse_components(config.reward), collect_label_sets(train_records, options), options,
+                        RewardSettings(config.regression_shape))
+    prepared, failed = [], []
+    for record in train_records:
+        try:
+            prepared.append(reward.prepare(record))
+        except (TaskError, ValueError) as exc:
+            failed.append(f"{record.get('id')!r}: {exc}")
+    if failed:
+        raise ValueError(f"{len(failed)} training records cannot be rewarded, e.g. {'; '.join(failed[:3])}")
+    examples = [model.example(record, with_answer=False) for record in train_records]
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return Run(config, model, optimizer, reward, examples, prepared)
+
+
+# ---- generation and log-probabilities ---------------------------------------------------------
+
+
+def generate_completions(model: MusicLLM, prompts: Sequence[Example], config: GRPOConfig) -> list[list[int]]:
+    """`group_size` sampled completions per prompt (token ids, cut after the stop token), group by
+    group, from one batched KV-cached call. The seam for another generation engine."""
+    repeated = [prompt for prompt in prompts for _ in range(config.group_size)]
+    batch = model.collate(repeated, "left").to(model.device)
+    was_training = model.training
+    model.eval()
+    try:
+        return model.generate_ids(batch, config.max_new_tokens, do_sample=True, temperature=config.temperature,
+                                  top_p=config.top_p)
+    finally:
+        model.train(was_training)
+
+
+def token_logps(model: MusicLLM, batch: Batch, temperature: float = 1.0,
+                with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(logps (B, T), mask (B, T), entropy (B, T) or None) of each row's answer tokens, in order:
+    log pi(token | everything before it), the logits divided by `temperature` (the distribution the
+    tokens were sampled from); T is the longest answer, `mask` marks the real ones."""
+    keep = torch.zeros_like(batch.labels, dtype=torch.bool)  # position t predicts token t+1
+    keep[:, :-1] = batch.labels[:, 1:] != IGNORE_INDEX
+    targets = batch.labels[:, 1:][keep[:, :-1]]
+    inputs = dict(inputs_embeds=model.embed(batch), attention_mask=batch.attention_mask,
+                  position_ids=batch.position_ids, use_cache=False)
+    if model.slices_logits:
+        logits = model.llm(**inputs, logits_to_keep=keep).logits  # (N, V)
+    else:
+        logits = model.llm(**inputs).logits[keep]
+    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    chosen = log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)  # (N,)
+    counts = keep.sum(dim=1)
+    width = int(counts.max()) if counts.numel() else 0
+    mask = torch.arange(width, device=counts.device).unsqueeze(0) < counts.unsqueeze(1)  # (B, T), rows in order
+    logps = chosen.new_zeros(mask.shape).masked_scatter(mask, chosen)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            per_token = -(log_probs.exp() * log_probs).sum(dim=-1)
+            entropy = per_token.new_zeros(mask.shape).masked_scatter(mask, per_token)
+    return logps, mask.to(logps.dtype), entropy
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+
+
+def _next_prompts(run: Run, count: int) -> list[int]:
+    """The next `count` prompt indices of the epoch order (seeded per epoch, as sft's)."""
+    chosen = []
+    while len(chosen) < count:
+        n = len(run.examples)
+        if run.position >= n:
+            run.epoch, run.position = run.epoch + 1, 0
+        if run.order is None or run.order[0] != run.epoch:
+            run.order = (run.epoch, epoch_order(run.config.seed, run.epoch, n))
+        take = run.order[1][run.position:run.position + count - len(chosen)]
+        chosen += take
+        run.position += len(take)
+    return chosen
+
+
+def _sample_groups(run: Run, indices: list[int]):
+    """Completions, rewards and their parts for the prompts `indices` (group by group)."""
+    config, model = run.config, run.model
+    completions = generate_completions(model, [run.examples[i] for i in indices], config)
+    rewards, parts, parsed, truncated = [], [], [], []
+    for k, ids in enumerate(completions):
+        prepared = run.prepared[indices[k // config.group_size]]
+        text = model.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        total, components, judged = run.reward.rate(prepared, text)
+        parsed.append(judged.reading.parse_ok)
+        rewards.append(total)
+        parts.append(components)
+        truncated.append(not ids or ids[-1] not in model.stop_ids)
+    rewards = torch.tensor(rewards, dtype=torch.float)
+    lengths = torch.tensor([len(ids) for ids in completions])
+    if config.overlong_buffer:
+        rewards = rewards + overlong_penalty(lengths, config.max_new_tokens, config.overlong_buffer, config.overlong_factor)
+    return completions, rewards, parts, parsed, truncated
+
+
+def train(run: Run) -> Iterator[dict]:
+    """Optimizer steps until `config.steps` (or `stop_requested`); yields each step's metrics."""
+    config, model, optimizer = run.config, run.model, run.optimizer
+    settings = config.objective
+    parameters = model.trainable_parameters()
+    G = config.group_size
+    model.train()
+    while run.step < config.steps and not run.stop_requested:
+        started = time.perf_counter()
+        # 1-3: sample groups; dynamic sampling refills the batch with groups that have a spread
+        kept = {"indices": [], "completions": [], "rewards": [], "truncated": []}
+        sampled_groups = filtered_groups = zero_spread = 0
+        all_rewards, all_parts, all_parsed, all_truncated, all_lengths = [], [], [], [], []
+        for _ in range(1 + (config.max_resample if config.min_spread > 0 else 0)):
+            want = config.batch_size - len(kept["indices"])
+            if want <= 0:
+                break
+            indices = _next_prompts(run, want)
+            completions, rewards, parts, parsed, truncated = _sample_groups(run, indices)
+            spread = group_spread(rewards, G)
+            keep = keep_groups(rewards, G, config.min_spread) if config.min_spread > 0 else torch.ones(len(indices), dtype=torch.bool)
+            sampled_groups += len(indices)
+            filtered_groups += int((~keep).sum())
+            zero_spread += int((spread <= ZERO_SPREAD).sum())
+            all_rewards.append(rewards)
+            all_parts += parts
+            all_parsed += parsed
+            all_truncated += truncated
+            all_lengths += [len(ids) for ids in completions]
+            for g in torch.nonzero(keep).flatten().tolist():
+                span = slice(g * G, (g + 1) * G)
+                kept["indices"].append(indices[g])
+                kept["completions"] += completions[span]
+                kept["rewards"].append(rewards[span])
+                kept["truncated"] += truncated[span]
+        generated = len(all_lengths)
+        rewards_all = torch.cat(all_rewards)
+        metrics = {
+            "step": run.step + 1, "epoch": run.epoch,
+            "reward_mean": float(rewards_all.mean()), "reward_std": float(rewards_all.std()) if generated > 1 else 0.0,
+            **{f"reward_{name}": float(np.mean([p[name] for p in all_parts])) for name in run.reward.weights},
+            "parse_rate": float(np.mean(all_parsed)),
+            "groups_sampled": sampled_groups,
+            "groups_filtered": filtered_groups / sampled_groups,
+            "zero_spread": zero_spread / sampled_groups,
+            "completion_length": float(np.mean(all_lengths)),
+            "truncated": float(np.mean(all_truncated)),
+        }
+        loss_value = grad_norm = float("nan")
+        if kept["indices"]:
+            # 4: advantages, the training batch, old and reference log-probs
+            rewards = torch.cat(kept["rewards"])
+            advantages = group_advantages(rewards, G, config.scale_rewards).to(model.device)
+            examples = [Example(run.examples[i].before, run.examples[i].after, ids, run.examples[i].audio)
+                        for i, ids in zip([i for i in kept["indices"] for _ in range(G)], kept["completions"])]
+            batch = model.collate(examples, "right").to(model.device)
+            with torch.no_grad():
+                old = None
+                if config.iterations > 1:
+                    old, _, _ = token_logps(model, batch, config.temperature)
+                reference = None
+                if config.beta > 0:
+                    with model.reference_policy():
+                        reference, _, _ = token_logps(model, batch, config.temperature)
+            # 5: the updates
+            for iteration in range(config.iterations):
+                optimizer.zero_grad(set_to_none=True)
+                logps, mask, entropy = token_logps(model, batch, config.temperature, with_entropy=iteration == 0)
+                if config.mask_truncated:
+                    mask = mask * torch.tensor([0.0 if t else 1.0 for t in kept["truncated"]],
+                                               device=mask.device).unsqueeze(1)
+                out = policy_loss(logps, old, reference, advantages, mask, settings)
+                out.loss.backward()
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+                                  if config.max_grad_norm > 0 else
+                                  torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
+                loss_value = float(out.loss.detach())
+                if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+                    raise FloatingPointError(f"GRPO step {run.step + 1}: loss {loss_value:.4g}, gradient norm "
+                                             f"{grad_norm:.4g} (not finite); the update was not applied")
+                optimizer.step()
+                if iteration == 0:
+                    metrics.update({key: out.stats[key] for key in ("clip_low", "clip_high", "clip_region")})
+                    if "kl" in out.stats:
+                        metrics["kl"] = out.stats["kl"]
+                    tokens = mask.sum().clamp(min=1)
+                    metrics["entropy"] = float((entropy * (mask > 0)).sum() / tokens)
+        else:
+            metrics["skipped"] = "no group with a reward spread above --min-spread"
+        run.step += 1
+        seconds = time.perf_counter() - started
+        metrics.update({"loss": loss_value, "grad_norm": grad_norm, "lr": optimizer.param_groups[0]["lr"],
+                        "completions_per_s": generated / seconds,
+                        "tokens_per_s": sum(all_lengths) / seconds, "s_per_step": seconds})
+        yield metrics

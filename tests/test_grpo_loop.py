@@ -1,0 +1,136 @@
+"""The GRPO loop (core/train/grpo.py) on a tiny random Llama: the reference is the SFT policy and
+the KL at step 0 is exactly 0, the mean reward rises on a reward the tiny model can learn, dynamic
+sampling refills and gives up as documented, truncated completions carry no loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tiny_llm import build_tiny_llm
+
+from mllm.core.model import LoraSettings, MusicLLM
+from mllm.core.train import rewards as rw
+from mllm.core.train.grpo import GRPOConfig, policy_on_top, setup, token_logps, train
+
+
+@pytest.fixture(scope="module")
+def llm_folder(tmp_path_factory) -> Path:
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
+
+
+def records(n: int = 8) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [{"id": f"r{i}", "split": "train", "task": "key", "answer": {"key": "A minor"}, "encoder": "dsp",
+             "frame_rate": 1.0, "audio_embedding": rng.normal(size=(3, 4)).astype(np.float32).tolist(),
+             "messages": [{"role": "user", "content": "<audio>\nWhat key is this music in?"},
+                          {"role": "assistant", "content": "A minor"}]} for i in range(n)]
+
+
+def sft_model(llm_folder, trained: bool = True) -> MusicLLM:
+    """A stand-in for an `mllm sft` checkpoint: the tiny LLM with a LoRA adapter that is not zero."""
+    torch.manual_seed(0)
+    model = MusicLLM.build(str(llm_folder), encoder={"name": "dsp", "dim": 4, "frame_rate": 1.0},
+                           lora=LoraSettings(4, 8, 0.0))
+    if trained:
+        with torch.no_grad():
+            for name, parameter in model.llm.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0, 0.3)
+    return model
+
+
+def vowels(judged, settings) -> float:
+    """A reward the random model can learn: the share of vowels in its answer."""
+    return sum(c in "aeiou" for c in judged.text) / max(1, len(judged.text))
+
+
+@pytest.fixture
+def vowel_reward(monkeypatch):
+    monkeypatch.setitem(rw.COMPONENTS, "vowels", vowels)  # adding a component: one function
+    return rw.Reward.parse("vowels")
+
+
+def test_the_reference_is_the_sft_policy_and_step_zero_has_no_kl(llm_folder, vowel_reward):
+    sft = sft_model(llm_folder)
+    batch = sft.batch(records(2))  # prompt + the answer "A minor"
+    with torch.no_grad():
+        sft_logps, mask, _ = token_logps(sft, batch)
+        policy = policy_on_top(sft, LoraSettings(4, 8, 0.0))
+        policy_logps, _, _ = token_logps(policy, batch)
+        with policy.reference_policy():
+            reference_logps, _, _ = token_logps(policy, batch)
+    assert torch.allclose(reference_logps, sft_logps, atol=1e-5)  # adapter off = the SFT policy, merged
+    assert torch.equal(policy_logps, reference_logps)  # a fresh adapter adds exactly 0
+    assert all(not p.requires_grad for p in policy.projector.parameters())
+    run = setup(GRPOConfig(reward="vowels", steps=1, beta=0.1, max_new_tokens=6), records(), model=sft_model(llm_folder),
+                reward=vowel_reward)
+    (first,) = list(train(run))
+    assert first["kl"] == 0.0
+
+
+def test_token_logps_are_the_models_log_probabilities_of_the_answer(llm_folder):
+    model = sft_model(llm_folder)
+    batch = model.batch(records(2), padding_side="right")
+    with torch.no_grad():
+        logps, mask, _ = token_logps(model, batch, temperature=2.0)
+        logits = model.logits(batch)
+    for row in range(2):
+        positions = torch.nonzero(batch.labels[row] != -100).flatten()
+        expected = torch.log_softmax(logits[row, positions - 1].float() / 2.0, -1).gather(
+            1, batch.labels[row, positions].unsqueeze(1)).squeeze(1)
+        assert int(mask[row].sum()) == positions.numel()
+        assert torch.allclose(logps[row, :positions.numel()], expected, atol=1e-5)
+
+
+def test_mean_reward_rises_on_a_learnable_reward(llm_folder, vowel_reward):
+    config = GRPOConfig(reward="vowels", steps=30, lr=5e-2, group_size=4, batch_size=4, max_new_tokens=12)
+    metrics = list(train(setup(config, records(), model=sft_model(llm_folder, trained=False), reward=vowel_reward)))
+    first = np.mean([m["reward_mean"] for m in metrics[:5]])
+    last = np.mean([m["reward_mean"] for m in metrics[-5:]])
+    assert last > first + 0.1, (first, last)
+    for key in ("reward_std", "reward_vowels", "parse_rate", "groups_filtered", "zero_spread", "clip_high",
+                "entropy", "completion_length", "truncated", "tokens_per_s", "completions_per_s"):
+        assert key in metrics[0]
+
+
+def test_dynamic_sampling_refills_then_gives_up(llm_folder, vowel_reward):
+    # a spread no group reaches: every round's groups are dropped, 1 + max_resample rounds, no update
+    config = GRPOConfig(reward="vowels", steps=2, batch_size=2, max_new_tokens=6, min_spread=10.0, max_resample=2)
+    run = setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)
+    before = [p.detach().clone() for p in run.model.trainable_parameters()]
+    metrics = list(train(run))
+    assert [m["groups_sampled"] for m in metrics] == [6, 6] and all(m["groups_filtered"] == 1.0 for m in metrics)
+    assert all("skipped" in m for m in metrics)
+    assert all(torch.equal(a, b) for a, b in zip(before, run.model.trainable_parameters()))
+    # a spread most groups reach: the batch fills in the first round
+    config = GRPOConfig(reward="vowels", steps=1, batch_size=2, max_new_tokens=8, min_spread=1e-3)
+    (m,) = list(train(setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)))
+    assert m["groups_sampled"] >= 2 and "skipped" not in m
+
+
+def test_truncated_completions_carry_no_loss_when_masked(llm_folder, vowel_reward):
+    config = GRPOConfig(reward="vowels", steps=1, max_new_tokens=2, mask_truncated=True, temperature=2.0)
+    run = setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)
+    (m,) = list(train(run))
+    assert m["truncated"] == 1.0  # 2 tokens never reach the end of the turn
+    assert m["loss"] == 0.0 and m["grad_norm"] == 0.0
+
+
+def test_iterations_reuse_the_samples_with_old_log_probabilities(llm_folder, vowel_reward):
+    config = GRPOConfig(reward="vowels", steps=2, lr=5e-2, iterations=3, max_new_tokens=8, loss_type="grpo")
+    metrics = list(train(setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)))
+    assert all(np.isfinite(m["loss"]) for m in metrics)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("group_size", 1, "group-size"), ("loss_type", "ppo", "loss-type"), ("scale_rewards", "mean", "scale-rewards"),
+    ("epsilon", 1.5, "epsilon"), ("beta", -1.0, "beta"), ("reward", "style:1", "unknown component"),
+    ("overlong_buffer", 64, "overlong-buffer"), ("top_p", 0.0, "top-p"),
+])
+def test_options_out_of_range_are_refused_by_name(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        GRPOConfig(**{field: value}).check()
