@@ -12,7 +12,7 @@ import torch
 
 from tiny_llm import build_tiny_llm
 
-from mllm.core.model import LoraSettings, MusicLLM
+from mllm.core.model import LoraSettings, MusicLLM, load_checkpoint, read_checkpoint_config
 from mllm.core.train import rewards as rw
 from mllm.core.train.grpo import GRPOConfig, policy_on_top, setup, token_logps, train
 
@@ -54,7 +54,7 @@ def vowel_reward(monkeypatch):
     return rw.Reward.parse("vowels")
 
 
-def test_the_reference_is_the_sft_policy_and_step_zero_has_no_kl(llm_folder, vowel_reward):
+def test_the_reference_is_the_sft_policy_and_step_zero_has_no_kl(llm_folder, vowel_reward, tmp_path):
     sft = sft_model(llm_folder)
     batch = sft.batch(records(2))  # prompt + the answer "A minor"
     with torch.no_grad():
@@ -66,7 +66,7 @@ def test_the_reference_is_the_sft_policy_and_step_zero_has_no_kl(llm_folder, vow
     assert torch.allclose(reference_logps, sft_logps, atol=1e-5)  # adapter off = the SFT policy, merged
     assert torch.equal(policy_logps, reference_logps)  # a fresh adapter adds exactly 0
     assert all(not p.requires_grad for p in policy.projector.parameters())
-    run = setup(GRPOConfig(reward="vowels", steps=1, beta=0.1, max_new_tokens=6), records(), model=sft_model(llm_folder),
+    run = setup(GRPOConfig(output=str(tmp_path / "grpo"), reward="vowels", steps=1, beta=0.1, max_new_tokens=6), records(), model=sft_model(llm_folder),
                 reward=vowel_reward)
     (first,) = list(train(run))
     assert first["kl"] == 0.0
@@ -86,8 +86,8 @@ def test_token_logps_are_the_models_log_probabilities_of_the_answer(llm_folder):
         assert torch.allclose(logps[row, :positions.numel()], expected, atol=1e-5)
 
 
-def test_mean_reward_rises_on_a_learnable_reward(llm_folder, vowel_reward):
-    config = GRPOConfig(reward="vowels", steps=30, lr=5e-2, group_size=4, batch_size=4, max_new_tokens=12)
+def test_mean_reward_rises_on_a_learnable_reward(llm_folder, vowel_reward, tmp_path):
+    config = GRPOConfig(output=str(tmp_path / "grpo"), reward="vowels", steps=30, lr=5e-2, group_size=4, batch_size=4, max_new_tokens=12)
     metrics = list(train(setup(config, records(), model=sft_model(llm_folder, trained=False), reward=vowel_reward)))
     first = np.mean([m["reward_mean"] for m in metrics[:5]])
     last = np.mean([m["reward_mean"] for m in metrics[-5:]])
@@ -97,9 +97,9 @@ def test_mean_reward_rises_on_a_learnable_reward(llm_folder, vowel_reward):
         assert key in metrics[0]
 
 
-def test_dynamic_sampling_refills_then_gives_up(llm_folder, vowel_reward):
+def test_dynamic_sampling_refills_then_gives_up(llm_folder, vowel_reward, tmp_path):
     # a spread no group reaches: every round's groups are dropped, 1 + max_resample rounds, no update
-    config = GRPOConfig(reward="vowels", steps=2, batch_size=2, max_new_tokens=6, min_spread=10.0, max_resample=2)
+    config = GRPOConfig(output=str(tmp_path / "grpo"), reward="vowels", steps=2, batch_size=2, max_new_tokens=6, min_spread=10.0, max_resample=2)
     run = setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)
     before = [p.detach().clone() for p in run.model.trainable_parameters()]
     metrics = list(train(run))
@@ -107,21 +107,40 @@ def test_dynamic_sampling_refills_then_gives_up(llm_folder, vowel_reward):
     assert all("skipped" in m for m in metrics)
     assert all(torch.equal(a, b) for a, b in zip(before, run.model.trainable_parameters()))
     # a spread most groups reach: the batch fills in the first round
-    config = GRPOConfig(reward="vowels", steps=1, batch_size=2, max_new_tokens=8, min_spread=1e-3)
+    config = GRPOConfig(output=str(tmp_path / "grpo"), reward="vowels", steps=1, batch_size=2, max_new_tokens=8, min_spread=1e-3)
     (m,) = list(train(setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)))
     assert m["groups_sampled"] >= 2 and "skipped" not in m
 
 
-def test_truncated_completions_carry_no_loss_when_masked(llm_folder, vowel_reward):
-    config = GRPOConfig(reward="vowels", steps=1, max_new_tokens=2, mask_truncated=True, temperature=2.0)
+def test_truncated_completions_carry_no_loss_when_masked(llm_folder, vowel_reward, tmp_path):
+    config = GRPOConfig(output=str(tmp_path / "grpo"), reward="vowels", steps=1, max_new_tokens=2, mask_truncated=True, temperature=2.0)
     run = setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)
     (m,) = list(train(run))
     assert m["truncated"] == 1.0  # 2 tokens never reach the end of the turn
     assert m["loss"] == 0.0 and m["grad_norm"] == 0.0
 
 
-def test_iterations_reuse_the_samples_with_old_log_probabilities(llm_folder, vowel_reward):
-    config = GRPOConfig(reward="vowels", steps=2, lr=5e-2, iterations=3, max_new_tokens=8, loss_type="grpo")
+def test_the_saved_policy_loads_as_a_checkpoint_and_answers_the_same(llm_folder, vowel_reward, tmp_path):
+    config = GRPOConfig(output=str(tmp_path / "grpo"), reward="vowels", steps=3, lr=5e-2, max_new_tokens=6)
+    run = setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)
+    list(train(run))
+    assert read_checkpoint_config(tmp_path / "grpo")["version"] == 2  # the SFT adapter under merged/
+    loaded = load_checkpoint(tmp_path / "grpo")
+    batch = run.model.batch(records(2))
+    with torch.no_grad():
+        run.model.eval()
+        expected, _, _ = token_logps(run.model, batch)
+        got, _, _ = token_logps(loaded, batch)
+        with loaded.reference_policy():
+            reference, _, _ = token_logps(loaded, batch)
+        sft_logps, _, _ = token_logps(sft_model(llm_folder), batch)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(reference, sft_logps, atol=1e-5)  # adapter off: still the SFT policy
+    assert not torch.allclose(got, reference, atol=1e-3)  # and the GRPO adapter did move it
+
+
+def test_iterations_reuse_the_samples_with_old_log_probabilities(llm_folder, vowel_reward, tmp_path):
+    config = GRPOConfig(output=str(tmp_path / "grpo"), reward="vowels", steps=2, lr=5e-2, iterations=3, max_new_tokens=8, loss_type="grpo")
     metrics = list(train(setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)))
     assert all(np.isfinite(m["loss"]) for m in metrics)
 

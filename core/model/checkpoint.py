@@ -7,6 +7,11 @@
       projector.safetensors     the projector's state dict (standardisation buffers included)
       adapter/                  peft `save_pretrained` output (LoRA only): adapter_config.json,
                                 adapter_model.safetensors
+      merged/<i>/adapter_model.safetensors
+                                version 2 only: adapters merged into the LLM's weights, in order,
+                                before `adapter/` applies (config.json "merged": their LoRA
+                                settings). `mllm grpo` writes these: its adapter trains on the SFT
+                                policy with the SFT adapter merged in.
 
 `save_checkpoint` writes everything into `<name>.tmp-<random>` beside the target and renames it
 into place (an existing checkpoint is moved aside first and removed after), so an interrupted save
@@ -40,11 +45,11 @@ from mllm.core.model.llm import load_llm
 from mllm.core.model.musicllm import LoraSettings, MusicLLM
 from mllm.core.model.projector import Projector, ProjectorConfig
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_config", "read_tensors", "CheckpointError",
-           "CHECKPOINT_FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_config", "read_tensors", "merge_adapter",
+           "CheckpointError", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "mllm-musicllm"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: "merged" adapters (written as 1 when there are none)
 CONFIG_FIELDS = ("encoder", "llm", "projector", "lora", "system_prompt")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
@@ -100,10 +105,16 @@ def save_checkpoint(model: MusicLLM, folder: str | os.PathLike, extra: dict | No
     temporary = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
     temporary.mkdir()
     try:
-        config = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "encoder": model.encoder,
+        config = {"format": CHECKPOINT_FORMAT, "version": 2 if model.merged else 1, "encoder": model.encoder,
                   "llm": model.llm_spec, "projector": model.projector.config.to_dict(),
                   "lora": model.lora.to_dict() if model.lora else None, "system_prompt": model.system_prompt,
                   "extra": extra or {}}
+        if model.merged:
+            config["merged"] = [entry["lora"] for entry in model.merged]
+            for i, entry in enumerate(model.merged):
+                (temporary / "merged" / str(i)).mkdir(parents=True)
+                save_file({k: v.detach().to("cpu").contiguous() for k, v in entry["state"].items()},
+                          temporary / "merged" / str(i) / "adapter_model.safetensors")
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.projector.state_dict().items()}
         save_file(state, temporary / "projector.safetensors")
         if model.lora is not None:
@@ -136,6 +147,33 @@ def read_checkpoint_config(folder: str | os.PathLike) -> dict:
     return config
 
 
+def _merged_adapters(folder: Path, config: dict, device) -> list[dict]:
+    """The version-2 "merged" adapters of a checkpoint, read and checked (CheckpointError naming the file)."""
+    entries = config.get("merged") or []
+    if not isinstance(entries, list):
+        raise CheckpointError(f"{folder / 'config.json'}: 'merged' must be a list of LoRA settings")
+    merged = []
+    for i, settings in enumerate(entries):
+        try:
+            lora = LoraSettings(**settings)
+        except TypeError as exc:
+            raise CheckpointError(f"{folder / 'config.json'}: merged adapter {i}: {exc}") from None
+        merged.append({"lora": lora.to_dict(),
+                       "state": read_tensors(folder / "merged" / str(i) / "adapter_model.safetensors", device=device)})
+    return merged
+
+
+def merge_adapter(llm: torch.nn.Module, entry: dict) -> torch.nn.Module:
+    """`llm` with the adapter `entry` ({"lora", "state"}, as MusicLLM.merged holds it) merged into its weights."""
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    wrapped = get_peft_model(llm, LoraSettings(**entry["lora"]).peft_config())
+    result = set_peft_model_state_dict(wrapped, entry["state"])
+    if getattr(result, "unexpected_keys", None):
+        raise CheckpointError(f"a merged adapter does not fit the LLM: unexpected {result.unexpected_keys[:3]}")
+    return wrapped.merge_and_unload()
+
+
 def load_checkpoint(folder: str | os.PathLike, llm: str | None = None, dtype: torch.dtype | str = torch.float32,
                     device: str = "cpu", trainable: bool = False) -> MusicLLM:
     """Rebuild a MusicLLM from `folder`. In eval mode with nothing trainable unless `trainable`."""
@@ -165,9 +203,13 @@ def load_checkpoint(folder: str | os.PathLike, llm: str | None = None, dtype: to
         if saved.r != lora.rank or sorted(saved.target_modules) != sorted(lora.targets):
             raise CheckpointError(f"{adapter}/adapter_config.json disagrees with config.json's lora settings")
         adapter_weights = read_tensors(adapter / "adapter_model.safetensors", device=device)
+    merged = _merged_adapters(folder, config, device)
     base, tokenizer = load_llm(llm or config["llm"], dtype=dtype, device=device)
+    for entry in merged:
+        base = merge_adapter(base, entry)
     model = MusicLLM(base, tokenizer, projector, llm_spec=llm or config["llm"], encoder=config["encoder"], lora=lora,
                      system_prompt=config["system_prompt"])
+    model.merged = merged
     if adapter_weights is not None:
         path = folder / "adapter" / "adapter_model.safetensors"
         try:

@@ -74,6 +74,9 @@ class MusicLLM(nn.Module):
         self.encoder = dict(encoder or {})  # {"name", "dim", "frame_rate"}: what the projector expects
         self.lora = lora
         self.system_prompt = system_prompt
+        # Adapters merged into the LLM's weights before `lora` was added, in order (mllm grpo trains
+        # a fresh adapter on the merged SFT policy): [{"lora": LoraSettings dict, "state": tensors}].
+        self.merged: list[dict] = []
         # Generation stops at the end token or the template's end-of-turn token (the last answer token).
         probe = render_example([{"role": "user", "content": "<audio>"}, {"role": "assistant", "content": "x"}],
                                torch.zeros(1, 1), tokenizer, system_prompt)

@@ -35,8 +35,10 @@ completion length, truncated fraction, tokens/s and completions/s.
 from __future__ import annotations
 
 import math
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -44,14 +46,14 @@ import torch
 
 from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
 from mllm.core.evaluation.tasks import TaskError
-from mllm.core.model import IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM, load_checkpoint
+from mllm.core.model import IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM, load_checkpoint, save_checkpoint
 from mllm.core.options import check_integer, check_number
 from mllm.core.train.grpo_objective import (LOSS_TYPES, SCALE_REWARDS, ObjectiveSettings, group_advantages,
                                             group_spread, keep_groups, overlong_penalty, policy_loss)
 from mllm.core.train.rewards import Prepared, Reward, RewardSettings, parse_components
 from mllm.core.train.sft import epoch_order, split_records
 
-__all__ = ["GRPOConfig", "Run", "setup", "train", "generate_completions", "token_logps", "policy_on_top"]
+__all__ = ["GRPOConfig", "Run", "setup", "train", "save", "generate_completions", "token_logps", "policy_on_top"]
 
 ZERO_SPREAD = 1e-6  # a group whose rewards differ by no more than this counts as zero-spread in the logs
 
@@ -84,6 +86,8 @@ class GRPOConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    output: str = "checkpoint-grpo"
+    save_every: int = 0  # 0: at the end (and on Ctrl-C) only
     seed: int = 0
     device: str = "cpu"
 
@@ -92,6 +96,7 @@ class GRPOConfig:
         for name in ("group_size", "batch_size", "steps", "max_new_tokens", "iterations", "lora_rank"):
             check_integer("--" + name.replace("_", "-"), getattr(self, name), minimum=1)
         check_integer("--max-resample", self.max_resample, minimum=0)
+        check_integer("--save-every", self.save_every, minimum=0)
         check_integer("--overlong-buffer", self.overlong_buffer, minimum=0, maximum=self.max_new_tokens)
         check_number("--lr", self.lr, above=0)
         check_number("--temperature", self.temperature, above=0)
@@ -134,11 +139,20 @@ class Run:
 
 
 def policy_on_top(sft: MusicLLM, lora: LoraSettings) -> MusicLLM:
-    """A fresh adapter on the SFT policy: the SFT adapter (if any) merged into the LLM, the
-    projector frozen. With the new adapter off the model is the SFT policy (the reference)."""
-    llm = sft.llm.merge_and_unload() if sft.lora is not None else sft.llm
+    """A fresh adapter on the SFT policy: the SFT adapter (if any) merged into the LLM (`sft` is
+    consumed), the projector frozen. With the new adapter off the model is the SFT policy (the
+    reference); the merged adapter is kept in `merged`, so a saved checkpoint rebuilds the policy."""
+    merged = list(sft.merged)
+    llm = sft.llm
+    if sft.lora is not None:
+        from peft import get_peft_model_state_dict
+
+        state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(sft.llm).items()}
+        merged.append({"lora": sft.lora.to_dict(), "state": state})  # kept: the checkpoint rebuilds this policy
+        llm = sft.llm.merge_and_unload()
     model = MusicLLM(llm, sft.tokenizer, sft.projector, llm_spec=sft.llm_spec, encoder=sft.encoder, lora=lora,
                      system_prompt=sft.system_prompt)
+    model.merged = merged
     for parameter in model.projector.parameters():
         parameter.requires_grad_(False)
     return model
@@ -354,4 +368,16 @@ def train(run: Run) -> Iterator[dict]:
         metrics.update({"loss": loss_value, "grad_norm": grad_norm, "lr": optimizer.param_groups[0]["lr"],
                         "completions_per_s": generated / seconds,
                         "tokens_per_s": sum(all_lengths) / seconds, "s_per_step": seconds})
+        if config.save_every and run.step % config.save_every == 0 and run.step < config.steps:
+            save(run)
         yield metrics
+    save(run)
+
+
+def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
+    """The policy as a MusicLLM checkpoint (version 2: the SFT adapter under merged/, the GRPO
+    adapter under adapter/): `mllm regress` and `mllm caption` load it like any checkpoint."""
+    if any(not bool(torch.isfinite(p).all()) for p in run.model.trainable_parameters()):
+        raise FloatingPointError(f"the weights after step {run.step} are not finite: not saved")
+    extra = {"trainer": "grpo", "step": run.step, "config": asdict(run.config)}
+    return save_checkpoint(run.model, Path(folder or run.config.output), extra=extra)
