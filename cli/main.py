@@ -26,6 +26,7 @@ COMMANDS = {
     "build-instructions": "build_instructions",
     "encode": "encode",
     "sft": "sft",
+    "grpo": "grpo",
     "caption": "caption",
     "regress": "regress",
     "eval-mir": "eval_mir",

@@ -1,0 +1,138 @@
+"""`mllm grpo`: align an `mllm sft` checkpoint with GRPO on verifiable rewards."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Optional
+
+import orjson
+import typer
+
+from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED, INPUT_HELP, console, fail,
+                             progress, set_threads, stream_errors, threads_option)
+from mllm.cli.sft import _cannot_run, _encoded, _without_error_records
+from mllm.core.io.records import read_records
+from mllm.core.options import MAX_FRAME_RATE
+
+
+def command(
+    input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split`, the reference (`answer` or `reference`) and `audio_embedding` (from `mllm encode`), or `audio` with --encoder."),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="The `mllm sft` checkpoint to align: the policy starts from it and it is the reference of the KL term."),
+    output: str = typer.Option("checkpoint-grpo", "-o", "--output", help="Checkpoint folder of the aligned policy (written atomically; loads in regress/caption like any checkpoint)."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP + " grpo trains on the other records; without it, error records stop it before training (exit 1)."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encode records that have `audio` but no `audio_embedding` on the fly (as `mllm sft --encoder`)."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="With --encoder: the hidden layer."),
+    frame_rate: float = typer.Option(10.0, "--frame-rate", help=f"With --encoder: frames per second (0 to {MAX_FRAME_RATE:g})."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="With --encoder: folder of cached embeddings."),
+    reward: str = typer.Option("task:1.0,format:0.2", "--reward", help="Weighted reward components: task (the task's per-item score, as eval-mir computes it), format (the answer reads)."),
+    regression_shape: str = typer.Option("linear", "--regression-shape", help="Numeric tasks: linear (1 - |error| / scale width) or gaussian (sigma = 10 % of the scale)."),
+    group_size: int = typer.Option(4, "--group-size", help="Completions sampled per prompt (G >= 2)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Prompts per step."),
+    steps: int = typer.Option(50, "--steps", help="Optimizer steps (batches of samples; x --iterations updates)."),
+    lr: float = typer.Option(1e-5, "--lr", help="AdamW learning rate of the new adapter."),
+    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="Gradient clipping norm (0 = none)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (the log-probs use the same)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling (1 = the full distribution)."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Longest completion; one that does not end by then is truncated."),
+    loss_type: str = typer.Option("dapo", "--loss-type", help="grpo (per-completion mean), dr_grpo (constant normaliser), dapo (token-level over the batch)."),
+    epsilon: float = typer.Option(0.2, "--epsilon", help="Lower clip of the policy ratio (1 - epsilon)."),
+    epsilon_high: Optional[float] = typer.Option(None, "--epsilon-high", help="Upper clip (1 + epsilon-high; default: --epsilon). DAPO's clip-higher: 0.28."),
+    beta: float = typer.Option(0.0, "--beta", help="Weight of the k3 KL to the SFT policy (0: no reference pass)."),
+    iterations: int = typer.Option(1, "--iterations", help="Updates per batch of samples (old log-probs kept)."),
+    scale_rewards: str = typer.Option("group", "--scale-rewards", help="Advantages divided by the std of the group, of the batch, or none."),
+    mask_truncated: bool = typer.Option(False, "--mask-truncated", help="Completions cut at --max-new-tokens carry no loss."),
+    overlong_buffer: int = typer.Option(0, "--overlong-buffer", help="DAPO's soft overlong penalty over the last N tokens before --max-new-tokens (0 = off)."),
+    overlong_factor: float = typer.Option(1.0, "--overlong-factor", help="The penalty at --max-new-tokens."),
+    min_spread: float = typer.Option(0.0, "--min-spread", help="Dynamic sampling: drop groups whose reward spread (max - min) is <= this, and sample more prompts (0 = off)."),
+    max_resample: int = typer.Option(2, "--max-resample", help="Dynamic sampling: extra sampling rounds to refill a step's batch."),
+    lora_rank: int = typer.Option(8, "--lora-rank", help="Rank of the new adapter."),
+    lora_alpha: int = typer.Option(16, "--lora-alpha", help="Alpha of the new adapter."),
+    lora_targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--lora-targets", help="Modules that get the new adapter."),
+    save_every: int = typer.Option(0, "--save-every", help="Checkpoint every N steps (0 = at the end and on Ctrl-C)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the prompt order and the sampling."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
+    threads: Optional[int] = threads_option(),
+) -> None:
+    """Align an sft checkpoint with GRPO: sample groups of answers, reward them, optimise.
+
+    The SFT adapter is merged into the LLM and a fresh LoRA adapter is trained on top, so the
+    reference of the KL term is the SFT policy itself (the new adapter switched off). Rewards are
+    verifiable: the task's own per-item score as eval-mir computes it (key: MIREX weighted score;
+    tempo: 1 / 0.5 / 0; numbers: closeness on the declared scale; labels: exact or F1), plus
+    `format` (the answer reads). Trains on the records of split `train`. Metrics stream as JSONL
+    on stdout (reward mean/std and per component, parse rate, filtered and zero-spread groups,
+    KL, clip fractions, entropy, completion length, truncated fraction, completions/s); Ctrl-C
+    saves the checkpoint and exits with 130. Not yet: --resume, torchrun.
+
+    Examples:
+
+        mllm grpo instructions.enc.jsonl --checkpoint runs/key -o runs/key-grpo --steps 100 > runs/key-grpo.metrics.jsonl
+
+        mllm grpo instructions.enc.jsonl --checkpoint runs/arousal -o runs/arousal-grpo --regression-shape gaussian --beta 0.04
+
+        mllm grpo instructions.enc.jsonl --checkpoint runs/key -o runs/key-dapo --epsilon-high 0.28 --min-spread 0.05 --mask-truncated
+    """
+    set_threads(threads)
+    from mllm.core.train.grpo import GRPOConfig, setup, train
+
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = GRPOConfig(checkpoint=checkpoint, reward=reward, regression_shape=regression_shape, group_size=group_size,
+                        batch_size=batch_size, steps=steps, lr=lr, max_grad_norm=max_grad_norm, temperature=temperature,
+                        top_p=top_p, max_new_tokens=max_new_tokens, loss_type=loss_type, epsilon=epsilon,
+                        epsilon_high=epsilon_high, beta=beta, iterations=iterations, scale_rewards=scale_rewards,
+                        mask_truncated=mask_truncated, overlong_buffer=overlong_buffer, overlong_factor=overlong_factor,
+                        min_spread=min_spread, max_resample=max_resample, lora_rank=lora_rank, lora_alpha=lora_alpha,
+                        lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], output=output,
+                        save_every=save_every, seed=seed, device=device)
+    with _cannot_run():
+        config.check()
+        from mllm.core.model import read_checkpoint_config
+
+        spec = read_checkpoint_config(checkpoint)["encoder"] if encoder is not None else None
+    with stream_errors():
+        records = list(read_records(input))
+    encoded = _encoded(records, spec, cache, False, device) if spec is not None else records
+    usable = _without_error_records(records, encoded, allow_errors)
+    missing = [r.get("id") for r in usable if "audio_embedding" not in r or "messages" not in r]
+    if missing:
+        raise fail(f"{len(missing)} records lack `audio_embedding` or `messages` (first: {missing[0]!r}); run `mllm encode` and `mllm build-instructions` first")
+    try:
+        with _cannot_run():
+            run = setup(config, usable)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted before training started[/]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    def request_stop(signum, frame):  # first Ctrl-C: finish the step, save, exit 130; second: at once
+        run.stop_requested = True
+        console.print("[yellow]interrupted: saving a checkpoint after this step (Ctrl-C again to abort)[/]")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    console.print(f"grpo: {len(run.examples)} prompts, {config.steps} steps of {config.batch_size} x {config.group_size} "
+                  f"completions, loss {config.loss_type}, reward {config.reward}, -> {config.output}", highlight=False)
+    stdout = sys.stdout.buffer
+    try:
+        with progress() as bar:
+            task = bar.add_task("grpo", total=config.steps)
+            for metrics in train(run):
+                stdout.write(orjson.dumps(metrics, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY))
+                stdout.flush()
+                bar.update(task, completed=metrics["step"],
+                           description=f"grpo reward {metrics['reward_mean']:.3f} parse {metrics['parse_rate']:.0%}")
+    except KeyboardInterrupt:
+        console.print("[yellow]aborted mid-step: not saved[/]", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except FloatingPointError as exc:
+        console.print(f"[bold red]error:[/] {exc}; try a lower --lr (it was {config.lr:g})", highlight=False)
+        raise typer.Exit(EXIT_TRAINING_DIVERGED) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if run.stop_requested:
+        console.print(f"saved {config.output} at step {run.step}", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    console.print(f"[green]saved {config.output} at step {run.step}[/]", highlight=False)
