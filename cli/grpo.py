@@ -17,9 +17,11 @@ from mllm.core.options import MAX_FRAME_RATE
 
 
 def command(
+    ctx: typer.Context,
     input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split`, the reference (`answer` or `reference`) and `audio_embedding` (from `mllm encode`), or `audio` with --encoder."),
-    checkpoint: str = typer.Option(..., "--checkpoint", help="The `mllm sft` checkpoint to align: the policy starts from it and it is the reference of the KL term."),
-    output: str = typer.Option("checkpoint-grpo", "-o", "--output", help="Checkpoint folder of the aligned policy (written atomically; loads in regress/caption like any checkpoint)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="The `mllm sft` checkpoint to align: the policy starts from it and it is the reference of the KL term."),
+    output: str = typer.Option("checkpoint-grpo", "-o", "--output", help="Checkpoint folder of the aligned policy (written atomically; loads in regress/caption like any checkpoint; with --resume: the resumed folder unless given)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the grpo run saved in this folder: same records (content checked), same options (one given with another value is refused), except -o, --save-every, --steps (to train further) and --device."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP + " grpo trains on the other records; without it, error records stop it before training (exit 1)."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Encode records that have `audio` but no `audio_embedding` on the fly (as `mllm sft --encoder`)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="With --encoder: the hidden layer."),
@@ -63,7 +65,8 @@ def command(
     `format` (the answer reads). Trains on the records of split `train`. Metrics stream as JSONL
     on stdout (reward mean/std and per component, parse rate, filtered and zero-spread groups,
     KL, clip fractions, entropy, completion length, truncated fraction, completions/s); Ctrl-C
-    saves the checkpoint and exits with 130. Not yet: --resume, torchrun.
+    saves the checkpoint and exits with 130; --resume continues it with the samples and losses of
+    an uninterrupted run. Not yet: torchrun.
 
     Examples:
 
@@ -72,15 +75,24 @@ def command(
         mllm grpo instructions.enc.jsonl --checkpoint runs/arousal -o runs/arousal-grpo --regression-shape gaussian --beta 0.04
 
         mllm grpo instructions.enc.jsonl --checkpoint runs/key -o runs/key-dapo --epsilon-high 0.28 --min-spread 0.05 --mask-truncated
+
+        mllm grpo instructions.enc.jsonl --resume runs/key-grpo --steps 200     # after Ctrl-C, or to train further
     """
     set_threads(threads)
     from mllm.core.train.grpo import GRPOConfig, setup, train
+
+    given = {name for name in ctx.params  # the options the user chose (as sft reads them)
+             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    if checkpoint is None and resume is None:
+        raise fail("--checkpoint: give the `mllm sft` checkpoint to align (or --resume a grpo run)")
+    if checkpoint is not None and resume is not None:
+        raise fail("--checkpoint and --resume: give one (a resumed run keeps the policy it was aligning)")
 
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    config = GRPOConfig(checkpoint=checkpoint, reward=reward, regression_shape=regression_shape, group_size=group_size,
+    config = GRPOConfig(checkpoint=checkpoint or "", reward=reward, regression_shape=regression_shape, group_size=group_size,
                         batch_size=batch_size, steps=steps, lr=lr, max_grad_norm=max_grad_norm, temperature=temperature,
                         top_p=top_p, max_new_tokens=max_new_tokens, loss_type=loss_type, epsilon=epsilon,
                         epsilon_high=epsilon_high, beta=beta, iterations=iterations, scale_rewards=scale_rewards,
@@ -92,7 +104,7 @@ def command(
         config.check()
         from mllm.core.model import read_checkpoint_config
 
-        spec = read_checkpoint_config(checkpoint)["encoder"] if encoder is not None else None
+        spec = read_checkpoint_config(checkpoint or resume)["encoder"] if encoder is not None else None
     with stream_errors():
         records = list(read_records(input))
     encoded = _encoded(records, spec, cache, False, device) if spec is not None else records
@@ -102,7 +114,7 @@ def command(
         raise fail(f"{len(missing)} records lack `audio_embedding` or `messages` (first: {missing[0]!r}); run `mllm encode` and `mllm build-instructions` first")
     try:
         with _cannot_run():
-            run = setup(config, usable)
+            run = setup(config, usable, resume=resume, given=given)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted before training started[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -113,12 +125,13 @@ def command(
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, request_stop)
+    config = run.config  # a resumed run's options are its checkpoint's
     console.print(f"grpo: {len(run.examples)} prompts, {config.steps} steps of {config.batch_size} x {config.group_size} "
                   f"completions, loss {config.loss_type}, reward {config.reward}, -> {config.output}", highlight=False)
     stdout = sys.stdout.buffer
     try:
         with progress() as bar:
-            task = bar.add_task("grpo", total=config.steps)
+            task = bar.add_task("grpo", total=run.config.steps, completed=run.step)
             for metrics in train(run):
                 stdout.write(orjson.dumps(metrics, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY))
                 stdout.flush()
@@ -133,6 +146,6 @@ def command(
     finally:
         signal.signal(signal.SIGINT, previous)
     if run.stop_requested:
-        console.print(f"saved {config.output} at step {run.step}", highlight=False)
+        console.print(f"saved {config.output} at step {run.step}; continue with --resume {config.output}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)
     console.print(f"[green]saved {config.output} at step {run.step}[/]", highlight=False)

@@ -65,3 +65,15 @@ def test_help_and_refusals(sft_checkpoint, tmp_path):
         assert message in result.stderr
     result = invoke("grpo", records, "--checkpoint", tmp_path / "nowhere", "-o", tmp_path / "x", expect=2)
     assert "nowhere" in result.stderr
+    assert "--checkpoint" in invoke("grpo", records, "-o", tmp_path / "x", expect=2).stderr
+
+
+def test_resume_trains_further_and_refuses_other_options(sft_checkpoint, tmp_path):
+    records, sft = sft_checkpoint
+    common = ("--group-size", 2, "--batch-size", 2, "--max-new-tokens", 6)
+    invoke("grpo", records, "--checkpoint", sft, "-o", tmp_path / "g", "--steps", 1, *common)
+    result = invoke("grpo", records, "--resume", tmp_path / "g", "--steps", 2)
+    assert [orjson.loads(line)["step"] for line in result.stdout.splitlines()] == [2]
+    assert json.loads((tmp_path / "g" / "trainer_state.json").read_text())["step"] == 2
+    refused = invoke("grpo", records, "--resume", tmp_path / "g", "--steps", 3, "--lr", 0.5, expect=2)
+    assert "--lr is 0.5" in refused.stderr

@@ -4,6 +4,10 @@ sampling refills and gives up as documented, truncated completions carry no loss
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +16,8 @@ import torch
 
 from tiny_llm import build_tiny_llm
 
-from mllm.core.model import LoraSettings, MusicLLM, load_checkpoint, read_checkpoint_config
+from mllm.core.model import LoraSettings, MusicLLM, load_checkpoint, read_checkpoint_config, save_checkpoint
+from mllm.core.model.checkpoint import CheckpointError
 from mllm.core.train import rewards as rw
 from mllm.core.train.grpo import GRPOConfig, policy_on_top, setup, token_logps, train
 
@@ -137,6 +142,35 @@ def test_the_saved_policy_loads_as_a_checkpoint_and_answers_the_same(llm_folder,
     assert torch.allclose(got, expected, atol=1e-5)
     assert torch.allclose(reference, sft_logps, atol=1e-5)  # adapter off: still the SFT policy
     assert not torch.allclose(got, reference, atol=1e-3)  # and the GRPO adapter did move it
+
+
+def test_resume_in_a_fresh_process_replays_the_uninterrupted_run(llm_folder, vowel_reward, tmp_path):
+    config = GRPOConfig(output=str(tmp_path / "a"), reward="vowels", steps=4, save_every=2, lr=5e-2, max_new_tokens=6,
+                        beta=0.05, iterations=2)
+    run = setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)
+    whole = []
+    for m in train(run):
+        whole.append(m)
+        if m["step"] == 2:
+            shutil.copytree(tmp_path / "a", tmp_path / "at2")
+    script = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+              "from mllm.core.train import rewards as rw\n"
+              "from mllm.core.train.grpo import GRPOConfig, setup, train\n"
+              "from test_grpo_loop import records, vowels\n"
+              "rw.COMPONENTS['vowels'] = vowels\n"
+              f"run = setup(GRPOConfig(output={str(tmp_path / 'b')!r}), records(), reward=rw.Reward.parse('vowels'), "
+              f"resume={str(tmp_path / 'at2')!r}, given={{'output'}})\n"
+              "print(json.dumps([[m['step'], m['reward_mean'], m['loss'], m['kl']] for m in train(run)]))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    resumed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert resumed == [[m["step"], m["reward_mean"], m["loss"], m["kl"]] for m in whole[2:]]
+    with pytest.raises(ValueError, match="--lr is"):
+        setup(GRPOConfig(lr=1.0), records(), reward=vowel_reward, resume=tmp_path / "at2", given={"lr"})
+    with pytest.raises(ValueError, match="other records"):
+        setup(GRPOConfig(), records(5), reward=vowel_reward, resume=tmp_path / "at2")
+    with pytest.raises(CheckpointError, match="grpo trainer state"):
+        save_checkpoint(sft_model(llm_folder), tmp_path / "sft")
+        setup(GRPOConfig(), records(), reward=vowel_reward, resume=tmp_path / "sft")
 
 
 def test_iterations_reuse_the_samples_with_old_log_probabilities(llm_folder, vowel_reward, tmp_path):

@@ -30,19 +30,30 @@ What a step does (objective and its definitions: core/train/grpo_objective.py):
 Every step yields its metrics: reward mean/std overall and per component, parse rate, the
 fraction of groups filtered and of zero-spread groups, KL, clip fractions (low, high), entropy,
 completion length, truncated fraction, tokens/s and completions/s.
+
+Checkpoint (every `save_every` steps, at the end, on Ctrl-C): the policy as a MusicLLM checkpoint
+of version 2 (the SFT adapter under merged/, the new one under adapter/), which regress and
+caption load as any other, plus trainer_state.json / .safetensors: step, epoch and position of
+the prompt order, the options, a fingerprint of the records, AdamW's moments and the random
+state. `setup(..., resume=folder)` continues from it: the same samples and losses as a run that
+was never stopped (tested in a fresh process).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 
 from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
 from mllm.core.evaluation.tasks import TaskError
@@ -51,10 +62,17 @@ from mllm.core.options import check_integer, check_number
 from mllm.core.train.grpo_objective import (LOSS_TYPES, SCALE_REWARDS, ObjectiveSettings, group_advantages,
                                             group_spread, keep_groups, overlong_penalty, policy_loss)
 from mllm.core.train.rewards import Prepared, Reward, RewardSettings, parse_components
-from mllm.core.train.sft import epoch_order, split_records
+from mllm.core.model.checkpoint import CheckpointError, read_tensors, replace_folder
+from mllm.core.train.sft import _flatten_optimizer, _restore_optimizer, epoch_order, split_records
+from mllm.core.train.sft import data_fingerprint as sft_fingerprint
+from mllm.core.train.trainer_state import TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, read_state_json
 
-__all__ = ["GRPOConfig", "Run", "setup", "train", "save", "generate_completions", "token_logps", "policy_on_top"]
+__all__ = ["GRPOConfig", "Run", "setup", "train", "save", "resolve_config", "read_trainer_state", "generate_completions",
+           "token_logps", "policy_on_top", "TRAINER_STATE_JSON", "RESUME_MAY_CHANGE"]
 
+TRAINER_STATE_FORMAT = "mllm-grpo-trainer"
+# Options a resumed run may change (neither the samples nor the maths of a step depend on them).
+RESUME_MAY_CHANGE = ("output", "save_every", "steps")
 ZERO_SPREAD = 1e-6  # a group whose rewards differ by no more than this counts as zero-spread in the logs
 
 
@@ -131,11 +149,13 @@ class Run:
     reward: Reward
     examples: list[Example]  # prompts (no answer) of the train records
     prepared: list[Prepared]  # their rewards' references, same order
+    data: dict = field(default_factory=dict)  # what a resume compares (data_fingerprint)
     step: int = 0
     epoch: int = 0
     position: int = 0  # next prompt of the epoch
     order: tuple[int, list[int]] | None = None
     stop_requested: bool = False
+    last_metrics: dict = field(default_factory=dict)
 
 
 def policy_on_top(sft: MusicLLM, lora: LoraSettings) -> MusicLLM:
@@ -159,21 +179,39 @@ def policy_on_top(sft: MusicLLM, lora: LoraSettings) -> MusicLLM:
 
 
 def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None = None,
-          reward: Reward | None = None) -> Run:
+          reward: Reward | None = None, resume: str | os.PathLike | None = None,
+          given: Collection[str] = ()) -> Run:
     """Model, optimizer, prompts and their prepared rewards. `model` (a MusicLLM) replaces loading
     `config.checkpoint`; `reward` replaces the one `config.reward` describes (tests, other rewards).
-    Records that cannot be rewarded (no task, no reference, off scale) raise ValueError naming them."""
+    Records that cannot be rewarded (no task, no reference, off scale) raise ValueError naming them.
+
+    `resume`: a checkpoint this loop saved. The run continues where it stopped, with its options
+    (resolve_config), the same records (content checked), the optimizer's moments and the random
+    state, so its samples and losses are those of a run that was never stopped."""
+    saved = tensors = None
+    if resume is not None:
+        saved, tensors = read_trainer_state(resume)
+        config = resolve_config(config, {**saved["config"], "_done": saved["step"]}, given, resume)
     config.check()
     train_records, _ = split_records(records)
     if not train_records:
         raise ValueError("no training records (split 'train')")
+    data = data_fingerprint(train_records, [])
+    if saved is not None and saved["data"]["fingerprint"] != data["fingerprint"]:
+        raise ValueError(f"{resume} was trained on other records ({saved['data']['train']} there, {data['train']} here, "
+                         "or the same ids with other content): resuming needs the same data")
     torch.manual_seed(config.seed)
-    if model is None:
-        if not config.checkpoint:
-            raise ValueError("--checkpoint: give the `mllm sft` checkpoint to align")
-        model = load_checkpoint(config.checkpoint, device=config.device)
-    lora = LoraSettings(config.lora_rank, config.lora_alpha, 0.0, list(config.lora_targets))  # no dropout: ratio 1 at iteration 1
-    model = policy_on_top(model, lora)
+    if saved is not None:
+        model = load_checkpoint(resume, device=config.device, trainable=True)
+        for parameter in model.projector.parameters():
+            parameter.requires_grad_(False)
+    else:
+        if model is None:
+            if not config.checkpoint:
+                raise ValueError("--checkpoint: give the `mllm sft` checkpoint to align")
+            model = load_checkpoint(config.checkpoint, device=config.device)
+        lora = LoraSettings(config.lora_rank, config.lora_alpha, 0.0, list(config.lora_targets))  # no dropout: ratio 1 at iteration 1
+        model = policy_on_top(model, lora)
     if reward is None:
         options = EvalOptions()
         reward = Reward(parse_components(config.reward), collect_label_sets(train_records, options), options,
@@ -188,7 +226,60 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
         raise ValueError(f"{len(failed)} training records cannot be rewarded, e.g. {'; '.join(failed[:3])}")
     examples = [model.example(record, with_answer=False) for record in train_records]
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return Run(config, model, optimizer, reward, examples, prepared)
+    run = Run(config, model, optimizer, reward, examples, prepared, data)
+    if saved is not None:
+        _restore_optimizer(optimizer, saved, tensors, model.device, resume)
+        run.step, run.epoch, run.position = saved["step"], saved["epoch"], saved["position"]
+        run.last_metrics = saved.get("last_metrics", {})
+        torch.set_rng_state(tensors["rng.torch"])  # last: loading the model drew random numbers
+    return run
+
+
+def data_fingerprint(train_records: Sequence[dict], valid_records: Sequence[dict]) -> dict:
+    """sft's fingerprint of the records (ids, splits, messages, answers, embeddings), with the
+    `reference` field too (a reward may read it instead of `answer`)."""
+    with_reference = [{**r, "answer": [r.get("answer"), r.get("reference")]} for r in train_records]
+    return sft_fingerprint(with_reference, valid_records)
+
+
+def read_trainer_state(folder: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """trainer_state.json and .safetensors of a grpo checkpoint; CheckpointError naming the file."""
+    folder = Path(folder)
+    saved = read_state_json(folder, TRAINER_STATE_FORMAT, missing=f"{folder} holds no grpo trainer state to resume",
+                            other_format="an mllm grpo trainer state (an sft checkpoint is aligned with --checkpoint, "
+                                         "not resumed)")
+    path = folder / TRAINER_STATE_JSON
+    missing = [key for key in ("step", "epoch", "position", "config", "data", "optimizer") if key not in saved]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}")
+    tensors = read_tensors(folder / TRAINER_STATE_TENSORS)
+    if "rng.torch" not in tensors:
+        raise CheckpointError(f"{folder / TRAINER_STATE_TENSORS} lacks rng.torch")
+    return saved, tensors
+
+
+def resolve_config(config: GRPOConfig, saved: dict, given: Collection[str], resume) -> GRPOConfig:
+    """The options of a resumed run: the checkpoint's, except RESUME_MAY_CHANGE and `device` taken
+    from `config` when given (`output` defaults to the resumed folder); any other option in
+    `given` with another value than the checkpoint's is refused by name. `steps` may grow (train
+    further), never shrink below the steps done."""
+    differ = [f"--{name.replace('_', '-')} is {getattr(config, name)!r}, the checkpoint's is {saved.get(name)!r}"
+              for name in sorted(given) if name in saved and name not in (*RESUME_MAY_CHANGE, "device")
+              and getattr(config, name) != saved[name]]
+    if differ:
+        raise ValueError(f"{'; '.join(differ)} (a resumed run keeps its options: only "
+                         f"{', '.join('--' + n.replace('_', '-') for n in RESUME_MAY_CHANGE)} and --device may change)")
+    merged = {**saved, **{name: getattr(config, name) for name in RESUME_MAY_CHANGE if name in given},
+              "device": config.device}
+    if merged["steps"] < saved.get("_done", 0):
+        raise ValueError(f"--steps {merged['steps']} is fewer than the {saved['_done']} steps {resume} has done")
+    merged.pop("_done", None)
+    if "output" not in given:
+        merged["output"] = str(resume)
+    try:
+        return GRPOConfig(**merged)
+    except TypeError as exc:
+        raise CheckpointError(f"{Path(resume) / TRAINER_STATE_JSON}: {exc}") from None
 
 
 # ---- generation and log-probabilities ---------------------------------------------------------
@@ -368,6 +459,7 @@ def train(run: Run) -> Iterator[dict]:
         metrics.update({"loss": loss_value, "grad_norm": grad_norm, "lr": optimizer.param_groups[0]["lr"],
                         "completions_per_s": generated / seconds,
                         "tokens_per_s": sum(all_lengths) / seconds, "s_per_step": seconds})
+        run.last_metrics = metrics
         if config.save_every and run.step % config.save_every == 0 and run.step < config.steps:
             save(run)
         yield metrics
@@ -376,8 +468,24 @@ def train(run: Run) -> Iterator[dict]:
 
 def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
     """The policy as a MusicLLM checkpoint (version 2: the SFT adapter under merged/, the GRPO
-    adapter under adapter/): `mllm regress` and `mllm caption` load it like any checkpoint."""
+    adapter under adapter/), which `mllm regress` and `mllm caption` load like any checkpoint,
+    plus the trainer state a resume needs (no pickle: JSON and safetensors), written into a
+    temporary folder renamed into place."""
     if any(not bool(torch.isfinite(p).all()) for p in run.model.trainable_parameters()):
         raise FloatingPointError(f"the weights after step {run.step} are not finite: not saved")
-    extra = {"trainer": "grpo", "step": run.step, "config": asdict(run.config)}
-    return save_checkpoint(run.model, Path(folder or run.config.output), extra=extra)
+    folder = Path(folder or run.config.output)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.staging-{uuid.uuid4().hex[:8]}"
+    try:
+        save_checkpoint(run.model, staging, extra={"trainer": "grpo", "step": run.step})
+        tensors, optimizer_json = _flatten_optimizer(run.optimizer.state_dict())
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_file({k: v.contiguous() for k, v in tensors.items()}, staging / TRAINER_STATE_TENSORS)
+        state = {"format": TRAINER_STATE_FORMAT, "version": 1, "step": run.step, "epoch": run.epoch,
+                 "position": run.position, "config": asdict(run.config), "data": run.data,
+                 "optimizer": optimizer_json, "last_metrics": run.last_metrics}
+        (staging / TRAINER_STATE_JSON).write_text(json.dumps(state, indent=2, default=float) + "\n")
+        replace_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder

@@ -73,6 +73,7 @@ from mllm.core.model.checkpoint import CheckpointError, read_checkpoint_config, 
 from mllm.core.io.splits import TRAIN
 from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 from mllm.core.train import distributed
+from mllm.core.train.trainer_state import TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, read_state_json
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
                              load_checkpoint, save_checkpoint)
 
@@ -80,8 +81,6 @@ __all__ = ["SFTConfig", "TrainerState", "Run", "TrainingDiverged", "setup", "res
            "save", "lr_factor", "bf16_supported", "encoder_for_run", "data_fingerprint", "read_trainer_state",
            "option", "TRAINER_STATE_JSON", "TRAINER_STATE_TENSORS", "RESUME_MAY_CHANGE"]
 
-TRAINER_STATE_JSON = "trainer_state.json"
-TRAINER_STATE_TENSORS = "trainer_state.safetensors"
 TRAINER_STATE_FORMAT = "mllm-sft-trainer"
 TRAINER_STATE_VERSION = 2  # 2: the data fingerprint covers content (1: record ids only)
 # Options a resumed run may change (they change neither the data order nor the maths of a step);
@@ -290,16 +289,9 @@ def read_trainer_state(folder: str | os.PathLike) -> tuple[dict, dict[str, torch
     """trainer_state.json and trainer_state.safetensors of a checkpoint, checked; CheckpointError
     naming the file that cannot be used (FileNotFoundError when `folder` is no checkpoint at all)."""
     folder = Path(folder)
-    read_checkpoint_config(folder)
+    saved = read_state_json(folder, TRAINER_STATE_FORMAT, other_format="an mllm sft trainer state",
+                            missing=f"{folder} is a model checkpoint without the trainer state a resume needs")
     path = folder / TRAINER_STATE_JSON
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing: {folder} is a model checkpoint without the trainer state a resume needs")
-    try:
-        saved = json.loads(path.read_text())
-    except (ValueError, OSError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(saved, dict) or saved.get("format") != TRAINER_STATE_FORMAT:
-        raise CheckpointError(f"{path} is not an mllm sft trainer state")
     if saved.get("version") != TRAINER_STATE_VERSION:
         raise CheckpointError(f"{path} is trainer state version {saved.get('version')!r}, this mllm resumes version "
                               f"{TRAINER_STATE_VERSION} (version 1 fingerprinted record ids, not their content): "
