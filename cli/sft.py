@@ -58,6 +58,7 @@ def command(
     save_every: int = typer.Option(0, "--save-every", min=0, help="Checkpoint every N steps (0 = at the end and on Ctrl-C only)."),
     keep_best: bool = typer.Option(False, "--keep-best", help="Also save the checkpoint with the lowest validation loss, to <output>-best."),
     early_stop: int = typer.Option(0, "--early-stop", min=0, help="Stop after N validations in a row without a lower validation loss (needs --val-every; 0 = never)."),
+    transpose: bool = typer.Option(False, "--transpose", help="Key records: every draw is moved by a random interval (0-11 semitones), its chroma features and its key together (DSP encoders with chroma)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, the data order and dropout."),
     system_prompt: str = typer.Option(DEFAULT_SYSTEM_PROMPT, "--system-prompt", help="System turn added to records without one ('' = none: the template's default)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto (CUDA when available; the rank's GPU under torchrun)."),
@@ -85,6 +86,8 @@ def command(
 
         mllm sft instructions.enc.jsonl -o runs/key --steps 1000 --val-every 25 --keep-best --early-stop 4
 
+        mllm sft instructions.enc.jsonl -o runs/key --steps 500 --transpose      # key in twelve transpositions
+
         mllm sft instructions.enc.jsonl --resume runs/key              # after Ctrl-C: same records, same options
 
         mllm sft instructions.enc.jsonl --resume runs/key --extend-to 600   # a finished 300-step run, 300 more
@@ -111,7 +114,7 @@ def command(
                        grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup=warmup,
                        max_grad_norm=max_grad_norm, bf16=bf16_supported(device) if bf16 is None else bf16,
                        grad_checkpointing=grad_checkpointing, val_every=val_every, save_every=save_every,
-                       keep_best=keep_best, early_stop=early_stop, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
+                       keep_best=keep_best, early_stop=early_stop, transpose=transpose, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
     with _cannot_run():  # options and the checkpoint to resume, before any record is read
         resolve_config(config, resume, given, extend_to)
         spec = encoder_for_run(encoder, layer, frame_rate, given, resume) if encoder is not None else None

@@ -73,6 +73,7 @@ from mllm.core.model.checkpoint import CheckpointError, read_checkpoint_config, 
 from mllm.core.io.splits import TRAIN
 from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 from mllm.core.train import distributed
+from mllm.core.train.augment import chroma_columns, transpose_record
 from mllm.core.train.trainer_state import TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, read_state_json
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
                              load_checkpoint, save_checkpoint)
@@ -127,6 +128,7 @@ class SFTConfig:
     save_every: int = 0  # 0 = save only at the end (and on interruption)
     keep_best: bool = False  # also save the checkpoint of the lowest val_loss to <output>-best
     early_stop: int = 0  # stop after this many validations without a new best val_loss (0 = never)
+    transpose: bool = False  # key records: each draw moved by a random interval with its chroma (core/train/augment.py)
     output: str = "checkpoint"
     seed: int = 0
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
@@ -186,6 +188,9 @@ class Run:
     stop_requested: bool = False  # set from outside (Ctrl-C): `train` stops after the current step
     last_metrics: dict = field(default_factory=dict)
     saved_step: int | None = None  # the step of the checkpoint in `config.output`, once there is one
+    train_records: list[dict] = field(default_factory=list)  # for --transpose: examples re-rendered per draw
+    chroma: tuple[int, int] | None = None  # the chroma columns of the encoder (--transpose)
+    shifts: tuple[int, list[int]] | None = None  # (epoch, its intervals): computed once per epoch
 
     @property
     def records_per_micro_batch(self) -> int:  # over every rank
@@ -400,9 +405,19 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     train_examples = [model.example(r) for r in train_records]
     valid_examples = [model.example(r) for r in valid_records]
+    chroma = chroma_columns(model.encoder) if config.transpose else None
+    if config.transpose and chroma is None:
+        raise ValueError(f"--transpose rolls chroma features: the encoder {model.encoder.get('name')!r} has none "
+                         "(use a DSP encoder with chroma, e.g. dsp or chroma+onset+loudness)")
     if saved is None:  # standardise the projector's input with training-set statistics
         frames = torch.cat([e.audio for e in train_examples]).double()  # (sum T, D)
-        model.projector.set_standardization(frames.mean(0).float(), frames.std(0, correction=0).clamp_min(1e-6).float())
+        mean, std = frames.mean(0), frames.std(0, correction=0)
+        if chroma is not None:  # transposed draws see every chroma bin in every role: one pooled mean and std
+            first, end = chroma
+            pooled = mean[first:end].mean()
+            std[first:end] = (std[first:end] ** 2 + (mean[first:end] - pooled) ** 2).mean().sqrt()
+            mean[first:end] = pooled
+        model.projector.set_standardization(mean.float(), std.clamp_min(1e-6).float())
 
     batches_per_epoch = math.ceil(len(train_examples) / (config.batch_size * share.world))
     total_steps = config.steps or max(1, math.ceil(config.epochs * batches_per_epoch / config.grad_accum))
@@ -418,7 +433,7 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
         device = torch.device(config.device)
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     run = Run(config, model, optimizer, scheduler, train_examples, valid_examples, data, total_steps,
-              share=share, ddp=ddp)
+              share=share, ddp=ddp, train_records=list(train_records) if chroma else [], chroma=chroma)
     if saved is not None:
         _restore_trainer_state(run, saved, tensors, resume)
     return run
@@ -444,7 +459,22 @@ def next_micro_batch(run: Run) -> list[Example]:
         run.order = (state.epoch, epoch_order(run.config.seed, state.epoch, n))
     chosen = run.order[1][state.position * size:(state.position + 1) * size][run.share.rank::run.share.world]
     state.position += 1
-    return [run.train_examples[i] for i in chosen]
+    if run.chroma is None:
+        return [run.train_examples[i] for i in chosen]
+    if run.shifts is None or run.shifts[0] != state.epoch:
+        run.shifts = (state.epoch, epoch_shifts(run.config.seed, state.epoch, n))
+    out = []
+    for i in chosen:  # --transpose: record i moved by the epoch's interval for it (0: as it is)
+        moved = transpose_record(run.train_records[i], run.shifts[1][i], run.chroma)
+        out.append(run.train_examples[i] if moved is None else run.model.example(moved))
+    return out
+
+
+def epoch_shifts(seed: int, epoch: int, n: int) -> list[int]:
+    """--transpose: the interval (0-11 semitones) of each training record in epoch `epoch`, a
+    function of (seed, epoch) only, so a resumed run replays it."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 7_919)
+    return torch.randint(0, 12, (n,), generator=generator).tolist()
 
 
 def answer_tokens(batch: Batch) -> int:
