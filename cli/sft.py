@@ -58,6 +58,7 @@ def command(
     save_every: int = typer.Option(0, "--save-every", min=0, help="Checkpoint every N steps (0 = at the end and on Ctrl-C only)."),
     keep_best: bool = typer.Option(False, "--keep-best", help="Also save the checkpoint with the lowest validation loss, to <output>-best."),
     early_stop: int = typer.Option(0, "--early-stop", min=0, help="Stop after N validations in a row without a lower validation loss (needs --val-every; 0 = never)."),
+    select_by: str = typer.Option("val_loss", "--select-by", help="What --keep-best and --early-stop compare: val_loss (lower is better) or val_score (the task's own score of greedy answers to the valid records, as eval-mir scores them; higher is better)."),
     transpose: bool = typer.Option(False, "--transpose", help="Key records: every draw is moved by a random interval (0-11 semitones), its chroma features and its key together (DSP encoders with chroma)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, the data order and dropout."),
     system_prompt: str = typer.Option(DEFAULT_SYSTEM_PROMPT, "--system-prompt", help="System turn added to records without one ('' = none: the template's default)."),
@@ -86,7 +87,7 @@ def command(
 
         mllm sft instructions.enc.jsonl -o runs/key --steps 1000 --val-every 25 --keep-best --early-stop 4
 
-        mllm sft instructions.enc.jsonl -o runs/key --steps 500 --transpose      # key in twelve transpositions
+        mllm sft instructions.enc.jsonl -o runs/key --steps 500 --transpose --val-every 50 --keep-best --select-by val_score
 
         mllm sft instructions.enc.jsonl --resume runs/key              # after Ctrl-C: same records, same options
 
@@ -114,7 +115,7 @@ def command(
                        grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup=warmup,
                        max_grad_norm=max_grad_norm, bf16=bf16_supported(device) if bf16 is None else bf16,
                        grad_checkpointing=grad_checkpointing, val_every=val_every, save_every=save_every,
-                       keep_best=keep_best, early_stop=early_stop, transpose=transpose, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
+                       keep_best=keep_best, early_stop=early_stop, transpose=transpose, select_by=select_by, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
     with _cannot_run():  # options and the checkpoint to resume, before any record is read
         resolve_config(config, resume, given, extend_to)
         spec = encoder_for_run(encoder, layer, frame_rate, given, resume) if encoder is not None else None
@@ -246,5 +247,7 @@ def _train(run) -> None:
     if state.early_stopped:
         say(f"early stop: no lower validation loss in {config.early_stop} validations", highlight=False)
     if config.keep_best and state.best_step is not None:
-        say(f"best val_loss {state.best_val_loss:.4f} at step {state.best_step}: {best_folder(config)}", highlight=False)
+        best = (f"val_score {state.best_val_score:.4f}" if config.select_by == "val_score" and state.best_val_score is not None
+                else f"val_loss {state.best_val_loss:.4f}")
+        say(f"best {best} at step {state.best_step}: {best_folder(config)}", highlight=False)
     say(f"[green]saved {config.output} at step {state.step}[/]", highlight=False)

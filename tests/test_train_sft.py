@@ -257,3 +257,25 @@ def test_resume_refuses_options_it_would_not_honour(llm_folder, tmp_path):
     assert (resolved.steps, resolved.val_every, resolved.output) == (4, 1, str(tmp_path / "ckpt"))
     with pytest.raises(ValueError, match="--extend-to must be more than the 2 steps"):
         resolve_config(SFTConfig(), tmp_path / "ckpt", extend_to=2)
+
+
+def test_select_by_val_score_keeps_the_checkpoint_that_answers_best(llm_folder, tmp_path):
+    """--select-by val_score: greedy answers to the valid records, scored as eval-mir scores key
+    (the MIREX weighted score, through the task registry); the best checkpoint is the highest."""
+    records = make_records(6, valid=3)
+    for i, record in enumerate(records):  # key records: a reference to score against
+        key = ["A minor", "C major", "E minor"][i % 3]
+        record.update(task="key", answer={"key": key})
+        record["messages"] = [record["messages"][0], {"role": "assistant", "content": f"The key is {key}."}]
+    run = setup(config(llm_folder, tmp_path, steps=12, val_every=3, keep_best=True, select_by="val_score",
+                       score_max_new_tokens=8), records)
+    metrics = list(train(run))
+    scores = [(m["step"], m["val_score"]) for m in metrics if "val_score" in m]
+    assert [step for step, _ in scores] == [3, 6, 9, 12] and all(0.0 <= value <= 1.0 for _, value in scores)
+    best_step, best_value = max(scores, key=lambda v: v[1])  # the first of equal highs
+    assert run.state.best_step == best_step and run.state.best_val_score == pytest.approx(best_value)
+    assert json.loads((tmp_path / "ckpt-best" / TRAINER_STATE_JSON).read_text())["step"] == best_step
+    with pytest.raises(ValueError, match="validation records"):
+        setup(config(llm_folder, tmp_path, steps=2, select_by="val_score"), make_records(4))
+    with pytest.raises(ValueError, match="cannot be scored"):
+        setup(config(llm_folder, tmp_path, steps=2, select_by="val_score"), make_records(4, valid=2))  # no task

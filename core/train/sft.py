@@ -15,8 +15,13 @@ What a step does:
   LoRA adapter unless `projector_only`), learning rate `lr * lr_factor(step)`: linear warmup, then
   cosine to `min_lr_ratio * lr` (LambdaLR);
 - every `val_every` steps (and at the end) the mean answer-token loss on the `valid` split;
+- with `select_by="val_score"`, each validation also generates an answer (greedy) for every
+  `valid` record and scores it with its task's own per-item score through the task registry
+  (core/evaluation/kinds.py, as eval-mir and grpo's reward: key the MIREX weighted score, tempo
+  1 / 0.5 / 0, numbers the closeness on the scale, labels exact or F1): `val_score`, the mean;
 - every `save_every` steps (and at the end) a checkpoint; with `keep_best`, each validation that
-  lowers the best `val_loss` also writes a checkpoint to `<output>-best`; with `early_stop` = k,
+  improves the best `val_loss` (or the highest `val_score` under `select_by="val_score"`) also
+  writes a checkpoint to `<output>-best`; with `early_stop` = k,
   training ends after k validations in a row without a new best.
 
 A step whose loss or gradient norm is not finite is not applied: `train` raises
@@ -129,6 +134,8 @@ class SFTConfig:
     keep_best: bool = False  # also save the checkpoint of the lowest val_loss to <output>-best
     early_stop: int = 0  # stop after this many validations without a new best val_loss (0 = never)
     transpose: bool = False  # key records: each draw moved by a random interval with its chroma (core/train/augment.py)
+    select_by: str = "val_loss"  # what keep_best / early_stop compare: val_loss (lower) or val_score (higher)
+    score_max_new_tokens: int = 32  # val_score: the longest generated answer
     output: str = "checkpoint"
     seed: int = 0
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
@@ -155,6 +162,9 @@ class SFTConfig:
             raise ValueError("--lora-targets must name at least one module (or train with --projector-only)")
         if self.early_stop and not self.val_every:
             raise ValueError("--early-stop needs --val-every (validations to compare)")
+        if self.select_by not in ("val_loss", "val_score"):
+            raise ValueError(f"--select-by must be val_loss or val_score, got {self.select_by!r}")
+        check_integer("--score-max-new-tokens", self.score_max_new_tokens, minimum=1)
         return self
 
 
@@ -164,6 +174,7 @@ class TrainerState:
     epoch: int = 0  # epoch of the next micro-batch
     position: int = 0  # index of the next micro-batch in that epoch
     best_val_loss: float | None = None  # lowest validation loss so far
+    best_val_score: float | None = None  # highest val_score so far (select_by="val_score")
     best_step: int | None = None  # the step that reached it
     validations_since_best: int = 0  # validations in a row without a new best (for early_stop)
     early_stopped: bool = False  # the run ended by early stopping (a resume does not continue it)
@@ -189,6 +200,8 @@ class Run:
     last_metrics: dict = field(default_factory=dict)
     saved_step: int | None = None  # the step of the checkpoint in `config.output`, once there is one
     train_records: list[dict] = field(default_factory=list)  # for --transpose: examples re-rendered per draw
+    valid_prompts: list[Example] = field(default_factory=list)  # val_score: the valid records without answers ...
+    valid_rewards: list = field(default_factory=list)  # ... and their prepared references (core/train/rewards.py)
     chroma: tuple[int, int] | None = None  # the chroma columns of the encoder (--transpose)
     shifts: tuple[int, list[int]] | None = None  # (epoch, its intervals): computed once per epoch
 
@@ -378,8 +391,8 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
         why = (f": {unsplit} records have no `split`, and a record is trained on only with \"split\": \"train\" "
                "(mllm build-instructions assigns splits)") if unsplit else ""
         raise ValueError(f"no training records (split 'train'){why}")
-    if (config.keep_best or config.early_stop) and not valid_records:
-        raise ValueError("--keep-best and --early-stop need validation records (split 'valid')")
+    if (config.keep_best or config.early_stop or config.select_by == "val_score") and not valid_records:
+        raise ValueError("--keep-best, --early-stop and --select-by val_score need validation records (split 'valid')")
     data = data_fingerprint(train_records, valid_records)
     if saved is not None:
         _check_same_data(resume, saved["data"], data)
@@ -434,6 +447,8 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     run = Run(config, model, optimizer, scheduler, train_examples, valid_examples, data, total_steps,
               share=share, ddp=ddp, train_records=list(train_records) if chroma else [], chroma=chroma)
+    if config.select_by == "val_score":
+        run.valid_prompts, run.valid_rewards = _score_references(model, valid_records)
     if saved is not None:
         _restore_trainer_state(run, saved, tensors, resume)
     return run
@@ -508,6 +523,48 @@ def evaluate(run: Run, examples: Sequence[Example] | None = None) -> float | Non
     return total / max(1, count)
 
 
+def _score_references(model: MusicLLM, records: Sequence[dict]) -> tuple[list[Example], list]:
+    """The valid records as prompts, and their references prepared for the task's per-item score;
+    ValueError naming the records that cannot be scored (no task, no reference)."""
+    from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
+    from mllm.core.evaluation.tasks import TaskError
+    from mllm.core.train.rewards import Reward
+
+    options = EvalOptions()
+    reward = Reward({"task": 1.0}, collect_label_sets(records, options), options)
+    prepared, failed = [], []
+    for record in records:
+        try:
+            prepared.append(reward.prepare(record))
+        except (TaskError, ValueError) as exc:
+            failed.append(f"{record.get('id')!r}: {exc}")
+    if failed:
+        raise ValueError(f"--select-by val_score: {len(failed)} valid records cannot be scored, e.g. {failed[0]}")
+    return [model.example(r, with_answer=False) for r in records], [(reward, p) for p in prepared]
+
+
+@torch.no_grad()
+def score(run: Run) -> float | None:
+    """val_score: the mean per-item score of greedy answers to the valid records (module docstring).
+    Under torchrun each rank answers every world-th record and the sums are added up."""
+    if not run.valid_prompts:
+        return None
+    rank, world = run.share.rank, run.share.world
+    prompts, rewards = run.valid_prompts[rank::world], run.valid_rewards[rank::world]
+    was_training = run.model.training
+    run.model.eval()
+    total = 0.0
+    for start in range(0, len(prompts), run.config.batch_size):
+        batch = run.model.collate(prompts[start:start + run.config.batch_size], "left").to(run.model.device)
+        with autocast(run):
+            answers = run.model.generate(batch, run.config.score_max_new_tokens)
+        for (reward, prepared), answer in zip(rewards[start:start + run.config.batch_size], answers):
+            total += reward(prepared, answer)[0]
+    run.model.train(was_training)
+    total, count = distributed.all_sum(total, len(prompts))
+    return total / max(1, count)
+
+
 def train(run: Run) -> Iterator[dict]:
     """Optimizer steps until `total_steps` (or `stop_requested`); yields each step's metrics.
     Saves every `save_every` steps and at the end (also when stopped). Raises TrainingDiverged,
@@ -559,6 +616,8 @@ def train(run: Run) -> Iterator[dict]:
                    "grad_norm": grad_norm, "tokens_per_s": tokens / seconds, "s_per_step": seconds}
         if (config.val_every and state.step % config.val_every == 0) or state.step == run.total_steps:
             metrics["val_loss"] = evaluate(run)
+            if config.select_by == "val_score":
+                metrics["val_score"] = score(run)
             _track_best(run, metrics)
         run.last_metrics = metrics
         if config.save_every and state.step % config.save_every == 0 and state.step < run.total_steps:
@@ -580,7 +639,14 @@ def _track_best(run: Run, metrics: dict) -> None:
     state, config, loss = run.state, run.config, metrics["val_loss"]
     if loss is None:
         return
-    if math.isfinite(loss) and (state.best_val_loss is None or loss < state.best_val_loss):  # NaN is never best
+    if config.select_by == "val_score":
+        value = metrics.get("val_score")
+        better = value is not None and math.isfinite(value) and (state.best_val_score is None or value > state.best_val_score)
+    else:
+        better = math.isfinite(loss) and (state.best_val_loss is None or loss < state.best_val_loss)  # NaN is never best
+    if better:
+        if config.select_by == "val_score":
+            state.best_val_score = metrics["val_score"]
         state.best_val_loss, state.best_step, state.validations_since_best = loss, state.step, 0
         metrics["best"] = True
         if config.keep_best:
