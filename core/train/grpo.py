@@ -56,7 +56,6 @@ import torch
 from safetensors.torch import save_file
 
 from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
-from mllm.core.evaluation.tasks import TaskError
 from mllm.core.model import IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM, load_checkpoint, save_checkpoint
 from mllm.core.options import check_integer, check_number
 from mllm.core.train.grpo_objective import (LOSS_TYPES, SCALE_REWARDS, ObjectiveSettings, group_advantages,
@@ -216,14 +215,7 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
         options = EvalOptions()
         reward = Reward(parse_components(config.reward), collect_label_sets(train_records, options), options,
                         RewardSettings(config.regression_shape))
-    prepared, failed = [], []
-    for record in train_records:
-        try:
-            prepared.append(reward.prepare(record))
-        except (TaskError, ValueError) as exc:
-            failed.append(f"{record.get('id')!r}: {exc}")
-    if failed:
-        raise ValueError(f"{len(failed)} training records cannot be rewarded, e.g. {'; '.join(failed[:3])}")
+    prepared = reward.prepare_all(train_records, "training records")
     examples = [model.example(record, with_answer=False) for record in train_records]
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
     run = Run(config, model, optimizer, reward, examples, prepared, data)

@@ -29,7 +29,7 @@ Adding a component: one function `(Judged, RewardSettings) -> float` and its nam
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +148,18 @@ class Reward:
             raise TaskError("record has no 'reference' (nor 'answer') field to reward against")
         reference = kind.read_reference(kind.field_value(value, context, "answer"), context)
         return Prepared(str(record.get("id")), kind, context, reference)
+
+    def prepare_all(self, records: Sequence[Mapping[str, Any]], what: str = "records") -> list[Prepared]:
+        """`prepare` of every record; one ValueError naming the first few that cannot be scored."""
+        prepared, failed = [], []
+        for record in records:
+            try:
+                prepared.append(self.prepare(record))
+            except (TaskError, ValueError) as exc:
+                failed.append(f"{record.get('id')!r}: {exc}")
+        if failed:
+            raise ValueError(f"{len(failed)} {what} cannot be scored, e.g. {'; '.join(failed[:3])}")
+        return prepared
 
     def judge(self, prepared: Prepared, completion: str) -> Judged:
         source, value = answer_source({"response": completion}, prepared.kind, prepared.context)

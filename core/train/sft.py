@@ -527,19 +527,11 @@ def _score_references(model: MusicLLM, records: Sequence[dict]) -> tuple[list[Ex
     """The valid records as prompts, and their references prepared for the task's per-item score;
     ValueError naming the records that cannot be scored (no task, no reference)."""
     from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
-    from mllm.core.evaluation.tasks import TaskError
     from mllm.core.train.rewards import Reward
 
     options = EvalOptions()
     reward = Reward({"task": 1.0}, collect_label_sets(records, options), options)
-    prepared, failed = [], []
-    for record in records:
-        try:
-            prepared.append(reward.prepare(record))
-        except (TaskError, ValueError) as exc:
-            failed.append(f"{record.get('id')!r}: {exc}")
-    if failed:
-        raise ValueError(f"--select-by val_score: {len(failed)} valid records cannot be scored, e.g. {failed[0]}")
+    prepared = reward.prepare_all(records, "valid records (--select-by val_score)")
     return [model.example(r, with_answer=False) for r in records], [(reward, p) for p in prepared]
 
 
