@@ -51,6 +51,7 @@ def command(
     lora_rank: int = typer.Option(8, "--lora-rank", help="Rank of the new adapter."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="Alpha of the new adapter."),
     lora_targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--lora-targets", help="Modules that get the new adapter."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast for sampling and the log-prob passes (default: on when the GPU or CPU has fast bf16, as sft)."),
     save_every: int = typer.Option(0, "--save-every", help="Checkpoint every N steps (0 = at the end and on Ctrl-C)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the prompt order and the sampling."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
@@ -80,6 +81,7 @@ def command(
     """
     set_threads(threads)
     from mllm.core.train.grpo import GRPOConfig, setup, train
+    from mllm.core.train.sft import bf16_supported
 
     given = {name for name in ctx.params  # the options the user chose (as sft reads them)
              if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
@@ -98,7 +100,8 @@ def command(
                         epsilon_high=epsilon_high, beta=beta, iterations=iterations, scale_rewards=scale_rewards,
                         mask_truncated=mask_truncated, overlong_buffer=overlong_buffer, overlong_factor=overlong_factor,
                         min_spread=min_spread, max_resample=max_resample, lora_rank=lora_rank, lora_alpha=lora_alpha,
-                        lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], output=output,
+                        lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()],
+                        bf16=bf16_supported(device) if bf16 is None else bf16, output=output,
                         save_every=save_every, seed=seed, device=device)
     with _cannot_run():
         config.check()

@@ -103,6 +103,7 @@ class GRPOConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    bf16: bool = False  # torch.autocast(bfloat16) around generation and the log-prob passes (as sft)
     output: str = "checkpoint-grpo"
     save_every: int = 0  # 0: at the end (and on Ctrl-C) only
     seed: int = 0
@@ -285,10 +286,16 @@ def generate_completions(model: MusicLLM, prompts: Sequence[Example], config: GR
     was_training = model.training
     model.eval()
     try:
-        return model.generate_ids(batch, config.max_new_tokens, do_sample=True, temperature=config.temperature,
-                                  top_p=config.top_p)
+        with autocast(config):
+            return model.generate_ids(batch, config.max_new_tokens, do_sample=True, temperature=config.temperature,
+                                      top_p=config.top_p)
     finally:
         model.train(was_training)
+
+
+def autocast(config: GRPOConfig):
+    device_type = "cuda" if config.device.startswith("cuda") else "cpu"
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.bf16)
 
 
 def token_logps(model: MusicLLM, batch: Batch, temperature: float = 1.0,
@@ -416,15 +423,17 @@ def train(run: Run) -> Iterator[dict]:
             with torch.no_grad():
                 old = None
                 if config.iterations > 1:
-                    old, _, _ = token_logps(model, batch, config.temperature)
+                    with autocast(config):
+                        old, _, _ = token_logps(model, batch, config.temperature)
                 reference = None
                 if config.beta > 0:
-                    with model.reference_policy():
+                    with model.reference_policy(), autocast(config):
                         reference, _, _ = token_logps(model, batch, config.temperature)
             # 5: the updates
             for iteration in range(config.iterations):
                 optimizer.zero_grad(set_to_none=True)
-                logps, mask, entropy = token_logps(model, batch, config.temperature, with_entropy=iteration == 0)
+                with autocast(config):  # the forward only: backward ops follow the forward's dtypes
+                    logps, mask, entropy = token_logps(model, batch, config.temperature, with_entropy=iteration == 0)
                 if config.mask_truncated:
                     mask = mask * torch.tensor([0.0 if t else 1.0 for t in kept["truncated"]],
                                                device=mask.device).unsqueeze(1)
