@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from typing import Optional
@@ -20,6 +21,7 @@ def command(
     ctx: typer.Context,
     input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split`, the reference (`answer` or `reference`) and `audio_embedding` (from `mllm encode`), or `audio` with --encoder."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="The `mllm sft` checkpoint to align: the policy starts from it and it is the reference of the KL term."),
+    llm: Optional[str] = typer.Option(None, "--llm", help="Instead of --checkpoint: a base LLM (hub id, folder, .gguf, smollm2) to align on text-only records (no audio_embedding, no <audio> in the question)."),
     output: str = typer.Option("checkpoint-grpo", "-o", "--output", help="Checkpoint folder of the aligned policy (written atomically; loads in regress/caption like any checkpoint; with --resume: the resumed folder unless given)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue the grpo run saved in this folder: same records (content checked), same options (one given with another value is refused), except -o, --save-every, --steps (to train further) and --device."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP + " grpo trains on the other records; without it, error records stop it before training (exit 1)."),
@@ -85,16 +87,16 @@ def command(
 
     given = {name for name in ctx.params  # the options the user chose (as sft reads them)
              if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
-    if checkpoint is None and resume is None:
-        raise fail("--checkpoint: give the `mllm sft` checkpoint to align (or --resume a grpo run)")
-    if checkpoint is not None and resume is not None:
-        raise fail("--checkpoint and --resume: give one (a resumed run keeps the policy it was aligning)")
+    if checkpoint is None and resume is None and llm is None:
+        raise fail("--checkpoint: give the `mllm sft` checkpoint to align (or --llm for text-only records, or --resume a grpo run)")
+    if sum(x is not None for x in (checkpoint, resume, llm)) > 1:
+        raise fail("--checkpoint, --llm and --resume: give one (a resumed run keeps the policy it was aligning)")
 
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    config = GRPOConfig(checkpoint=checkpoint or "", reward=reward, regression_shape=regression_shape, group_size=group_size,
+    config = GRPOConfig(checkpoint=checkpoint or "", llm=llm or "", reward=reward, regression_shape=regression_shape, group_size=group_size,
                         batch_size=batch_size, steps=steps, lr=lr, max_grad_norm=max_grad_norm, temperature=temperature,
                         top_p=top_p, max_new_tokens=max_new_tokens, loss_type=loss_type, epsilon=epsilon,
                         epsilon_high=epsilon_high, beta=beta, iterations=iterations, scale_rewards=scale_rewards,
@@ -107,14 +109,18 @@ def command(
         config.check()
         from mllm.core.model import read_checkpoint_config
 
+        if encoder is not None and llm is not None:
+            raise ValueError("--encoder needs --checkpoint: a base LLM has no trained projector for audio")
         spec = read_checkpoint_config(checkpoint or resume)["encoder"] if encoder is not None else None
     with stream_errors():
         records = list(read_records(input))
     encoded = _encoded(records, spec, cache, False, device) if spec is not None else records
     usable = _without_error_records(records, encoded, allow_errors)
-    missing = [r.get("id") for r in usable if "audio_embedding" not in r or "messages" not in r]
+    missing = [r.get("id") for r in usable if "messages" not in r
+               or ("audio_embedding" not in r and "<audio>" in json.dumps(r["messages"]))]
     if missing:
-        raise fail(f"{len(missing)} records lack `audio_embedding` or `messages` (first: {missing[0]!r}); run `mllm encode` and `mllm build-instructions` first")
+        raise fail(f"{len(missing)} records lack `messages`, or ask about <audio> without an `audio_embedding` (first: "
+                   f"{missing[0]!r}); run `mllm build-instructions` and `mllm encode` first")
     try:
         with _cannot_run():
             run = setup(config, usable, resume=resume, given=given)

@@ -188,3 +188,16 @@ def test_iterations_reuse_the_samples_with_old_log_probabilities(llm_folder, vow
 def test_options_out_of_range_are_refused_by_name(field, value, message):
     with pytest.raises(ValueError, match=message):
         GRPOConfig(**{field: value}).check()
+
+
+def test_a_base_llm_aligns_on_text_only_records(llm_folder, vowel_reward, tmp_path):
+    text_records = [{"id": f"t{i}", "split": "train", "task": "key", "answer": {"key": "A minor"},
+                     "messages": [{"role": "user", "content": "Name a key."}, {"role": "assistant", "content": "A minor"}]}
+                    for i in range(4)]
+    config = GRPOConfig(output=str(tmp_path / "grpo"), llm=str(llm_folder), reward="vowels", steps=8, lr=5e-2,
+                        max_new_tokens=8, beta=0.1)
+    metrics = list(train(setup(config, text_records, reward=vowel_reward)))
+    assert metrics[0]["kl"] == 0.0 and len(metrics) == 8
+    assert all(np.isfinite(m["loss"]) for m in metrics)
+    with pytest.raises(ValueError, match="records with audio need --checkpoint"):
+        setup(config, records(), reward=vowel_reward)

@@ -293,3 +293,25 @@ def test_smollm2_gguf_is_converted_once_and_cached(tmp_path, monkeypatch):
     assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     loss = music(music.batch(RECORDS[:2]))
     assert torch.isfinite(loss)
+
+
+def test_a_text_only_record_is_the_llm_alone_and_batches_with_audio_records(llm_folder):
+    """grpo trains on records without audio: no placeholder, no embedding, no audio tokens."""
+    model = build(llm_folder)
+    text = {"id": "t", "messages": [{"role": "user", "content": "Name a key."},
+                                    {"role": "assistant", "content": "The key is A minor."}]}
+    with pytest.raises(KeyError, match="audio_embedding"):
+        model.example(text)  # sft still needs the embedding
+    example = model.example(text, text_only=True)
+    assert example.after == [] and example.audio.shape[0] == 0
+    with pytest.raises(ValueError, match="placeholder"):
+        model.example({"id": "x", "messages": record(0, 3)["messages"]}, text_only=True)  # <audio> but no embedding
+    batch = model.collate([example], "right")
+    ids = torch.tensor([example.before + example.answer])
+    with torch.no_grad():
+        assert torch.allclose(model.logits(batch), model.llm(input_ids=ids).logits, atol=1e-5)  # the LLM alone
+        mixed = model.collate([model.example(record(0, 3)), example], "right")
+        alone = model.collate([model.example(record(0, 3))], "right")
+        # the audio record is scored as alone; the text one as the LLM alone (right padding keeps positions)
+        assert torch.allclose(model.logits(mixed)[0, :alone.input_ids.shape[1]], model.logits(alone)[0], atol=1e-5)
+        assert torch.allclose(model.logits(mixed)[1, :ids.shape[1]], model.llm(input_ids=ids).logits[0], atol=1e-5)

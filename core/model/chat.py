@@ -70,9 +70,10 @@ def _with_system(messages: Sequence[dict], system_prompt: str | None) -> list[di
     return turns
 
 
-def render_example(messages: Sequence[dict], audio: torch.Tensor | np.ndarray, tokenizer,
+def render_example(messages: Sequence[dict], audio: torch.Tensor | np.ndarray | None, tokenizer,
                    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT, with_answer: bool = True) -> Example:
-    """One example from chat turns whose user turn holds `<audio>` once.
+    """One example from chat turns whose user turn holds `<audio>` once; with `audio` None, a
+    text-only example (no placeholder, no audio tokens: the LLM alone).
 
     With `with_answer`, the last turn must be the assistant's answer; without, a trailing
     assistant turn is dropped and `answer` is empty (a prompt for generation).
@@ -91,14 +92,17 @@ def render_example(messages: Sequence[dict], audio: torch.Tensor | np.ndarray, t
             raise ValueError("the chat template renders the conversation differently from its prompt; "
                              "cannot tell the answer tokens apart")
         answer_text = whole[len(prompt):].rstrip()
-    count = prompt.count(AUDIO_PLACEHOLDER)
-    if count != 1:
-        raise ValueError(f"the prompt must hold the audio placeholder {AUDIO_PLACEHOLDER} once, found {count}")
-    before, after = prompt.split(AUDIO_PLACEHOLDER)
-
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
+    count = prompt.count(AUDIO_PLACEHOLDER)
+    if audio is None:  # a text-only prompt: the LLM alone, no audio tokens
+        if count:
+            raise ValueError(f"the prompt holds the audio placeholder {AUDIO_PLACEHOLDER} but the record has no audio_embedding")
+        return Example(before=ids(prompt), after=[], answer=ids(answer_text), audio=torch.zeros(0, 0))
+    if count != 1:
+        raise ValueError(f"the prompt must hold the audio placeholder {AUDIO_PLACEHOLDER} once, found {count}")
+    before, after = prompt.split(AUDIO_PLACEHOLDER)
     audio = torch.as_tensor(np.asarray(audio, dtype=np.float32))
     if audio.ndim != 2 or audio.shape[0] == 0:
         raise ValueError(f"audio_embedding must be [T, D] with T >= 1, got shape {tuple(audio.shape)}")
@@ -106,12 +110,15 @@ def render_example(messages: Sequence[dict], audio: torch.Tensor | np.ndarray, t
 
 
 def example_from_record(record: dict, tokenizer, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-                        with_answer: bool = True) -> Example:
-    """`render_example` on a record's `messages` and `audio_embedding` ([T, D], from `mllm encode`)."""
-    for field in ("messages", "audio_embedding"):
-        if field not in record:
-            raise KeyError(f"record {record.get('id')!r} has no {field!r}")
-    return render_example(record["messages"], record["audio_embedding"], tokenizer, system_prompt, with_answer)
+                        with_answer: bool = True, text_only: bool = False) -> Example:
+    """`render_example` on a record's `messages` and `audio_embedding` ([T, D], from `mllm encode`).
+    With `text_only`, a record without `audio_embedding` whose messages hold no `<audio>` is a
+    text-only example (grpo trains the LLM alone on such records)."""
+    if "messages" not in record:
+        raise KeyError(f"record {record.get('id')!r} has no 'messages'")
+    if "audio_embedding" not in record and not text_only:
+        raise KeyError(f"record {record.get('id')!r} has no 'audio_embedding'")
+    return render_example(record["messages"], record.get("audio_embedding"), tokenizer, system_prompt, with_answer)
 
 
 def collate(examples: Sequence[Example], audio_tokens: Callable[[int], int], pad_id: int,
@@ -128,11 +135,12 @@ def collate(examples: Sequence[Example], audio_tokens: Callable[[int], int], pad
     attention_mask = torch.zeros(b, width, dtype=torch.long)
     labels = torch.full((b, width), IGNORE_INDEX, dtype=torch.long)
     frames = max(e.audio.shape[0] for e in examples)
-    dim = examples[0].audio.shape[1]
+    with_audio = [e for e in examples if e.audio.shape[0]]  # text-only examples have no frames
+    dim = with_audio[0].audio.shape[1] if with_audio else 1
     audio = torch.zeros(b, frames, dim)
     audio_mask = torch.zeros(b, frames, dtype=torch.bool)
     for i, (e, n, length) in enumerate(zip(examples, counts, lengths)):
-        if e.audio.shape[1] != dim:
+        if e.audio.shape[0] and e.audio.shape[1] != dim:
             raise ValueError(f"audio embeddings of one batch differ in size: {e.audio.shape[1]} vs {dim}")
         start = width - length if padding_side == "left" else 0
         ids = e.before + [pad_id] * n + e.after + e.answer
@@ -142,7 +150,8 @@ def collate(examples: Sequence[Example], audio_tokens: Callable[[int], int], pad
         audio_positions[i, audio_start:audio_start + n] = True
         if e.answer:
             labels[i, start + length - len(e.answer):start + length] = torch.tensor(e.answer, dtype=torch.long)
-        audio[i, :e.audio.shape[0]] = e.audio
-        audio_mask[i, :e.audio.shape[0]] = True
+        if e.audio.shape[0]:
+            audio[i, :e.audio.shape[0]] = e.audio
+            audio_mask[i, :e.audio.shape[0]] = True
     position_ids = (attention_mask.cumsum(-1) - 1).clamp_min(0)
     return Batch(input_ids, audio_positions, attention_mask, position_ids, labels, audio, audio_mask)

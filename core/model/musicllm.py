@@ -105,8 +105,8 @@ class MusicLLM(nn.Module):
 
     # ---- inputs -------------------------------------------------------------------------------
 
-    def example(self, record: dict, with_answer: bool = True) -> Example:
-        return example_from_record(record, self.tokenizer, self.system_prompt, with_answer)
+    def example(self, record: dict, with_answer: bool = True, text_only: bool = False) -> Example:
+        return example_from_record(record, self.tokenizer, self.system_prompt, with_answer, text_only)
 
     def collate(self, examples: Sequence[Example], padding_side: str = "left") -> Batch:
         return collate(examples, self.projector.output_length, self.tokenizer.pad_token_id, padding_side)
@@ -118,6 +118,8 @@ class MusicLLM(nn.Module):
     def embed(self, batch: Batch) -> torch.Tensor:
         """inputs_embeds (B, L, H): token embeddings with the projected audio at `audio_positions`."""
         embeddings = self.llm.get_input_embeddings()(batch.input_ids)  # (B, L, H)
+        if not bool(batch.audio_positions.any()):  # text-only prompts: the LLM alone
+            return embeddings
         tokens, mask = self.projector(batch.audio, batch.audio_mask)  # (B, T', H), (B, T')
         audio = tokens[mask]  # (N, H): row-major, the order of audio_positions
         if audio.shape[0] != int(batch.audio_positions.sum()):

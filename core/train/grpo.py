@@ -10,7 +10,9 @@ fresh LoRA adapter is trained on top; the projector is frozen. Switching the new
 model, and at step 0 (the adapter's B matrices are zero) the policy IS the reference: KL 0.
 
 What a step does (objective and its definitions: core/train/grpo_objective.py):
-1. `batch_size` prompts from the epoch order of the `train` records (a seeded permutation per
+1. `batch_size` prompts from the epoch order of the `train` records (with `audio_embedding`, or
+   text-only: no embedding and no `<audio>` in the question, the LLM alone; `llm=` starts from a
+   base LLM for those) (a seeded permutation per
    epoch, as sft). Each prompt's record is prepared for its reward once (core/train/rewards.py:
    the task's kind reads the reference).
 2. Generation, in one batched, KV-cached `generate` call: every prompt repeated `group_size`
@@ -78,6 +80,7 @@ ZERO_SPREAD = 1e-6  # a group whose rewards differ by no more than this counts a
 @dataclass
 class GRPOConfig:
     checkpoint: str = ""  # the `mllm sft` checkpoint to align (policy start and reference)
+    llm: str = ""  # or a base LLM (hub id, folder, .gguf, "smollm2"): text-only records only
     reward: str = "task:1.0,format:0.2"  # weighted components (core/train/rewards.py)
     regression_shape: str = "linear"
     group_size: int = 4  # G: completions per prompt
@@ -206,10 +209,16 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
         for parameter in model.projector.parameters():
             parameter.requires_grad_(False)
     else:
-        if model is None:
-            if not config.checkpoint:
-                raise ValueError("--checkpoint: give the `mllm sft` checkpoint to align")
+        if model is None and config.checkpoint:
             model = load_checkpoint(config.checkpoint, device=config.device)
+        elif model is None and config.llm:
+            if any("audio_embedding" in r for r in train_records):
+                raise ValueError("--llm aligns a base LLM on text-only records; records with audio need --checkpoint "
+                                 "(an sft checkpoint, whose projector was trained)")
+            model = MusicLLM.build(config.llm, encoder={"name": "none", "dim": 1, "frame_rate": None},
+                                   projector={"kind": "linear"}, device=config.device)
+        elif model is None:
+            raise ValueError("--checkpoint: give the `mllm sft` checkpoint to align (or --llm for text-only records)")
         lora = LoraSettings(config.lora_rank, config.lora_alpha, 0.0, list(config.lora_targets))  # no dropout: ratio 1 at iteration 1
         model = policy_on_top(model, lora)
     if reward is None:
@@ -217,7 +226,7 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
         reward = Reward(parse_components(config.reward), collect_label_sets(train_records, options), options,
                         RewardSettings(config.regression_shape))
     prepared = reward.prepare_all(train_records, "training records")
-    examples = [model.example(record, with_answer=False) for record in train_records]
+    examples = [model.example(record, with_answer=False, text_only=True) for record in train_records]
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
     run = Run(config, model, optimizer, reward, examples, prepared, data)
     if saved is not None:
@@ -231,7 +240,9 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
 def data_fingerprint(train_records: Sequence[dict], valid_records: Sequence[dict]) -> dict:
     """sft's fingerprint of the records (ids, splits, messages, answers, embeddings), with the
     `reference` field too (a reward may read it instead of `answer`)."""
-    with_reference = [{**r, "answer": [r.get("answer"), r.get("reference")]} for r in train_records]
+    with_reference = [{**r, "answer": [r.get("answer"), r.get("reference")],
+                       "audio_embedding": r.get("audio_embedding", np.zeros((0, 0), np.float32))}  # text-only: none
+                      for r in train_records]
     return sft_fingerprint(with_reference, valid_records)
 
 
