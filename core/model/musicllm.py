@@ -168,11 +168,14 @@ class MusicLLM(nn.Module):
 
     @torch.no_grad()
     def generate_ids(self, batch: Batch, max_new_tokens: int = 64, do_sample: bool = False,
-                     temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[list[int]]:
+                     temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                     logits_processor=None) -> list[list[int]]:
         """New token ids per example, cut after the first stop token (kept). `batch` must be
         left-padded (the default of `collate`). Sampling uses the full distribution by default
-        (top_k=0, top_p=1.0) so that a policy ratio computed later matches what was sampled."""
-        from transformers import GenerationConfig
+        (top_k=0, top_p=1.0) so that a policy ratio computed later matches what was sampled.
+        `logits_processor` (e.g. core.train.sampling.SeededSampler) turns greedy decoding into
+        its own sampling; `do_sample` must then be False."""
+        from transformers import GenerationConfig, LogitsProcessorList
 
         if bool((batch.attention_mask[:, -1] == 0).any()):
             raise ValueError("generation needs a left-padded batch")
@@ -180,8 +183,11 @@ class MusicLLM(nn.Module):
                                   eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id)
         if do_sample:
             config.temperature, config.top_k, config.top_p = temperature, top_k, top_p
+        if logits_processor is not None and do_sample:
+            raise ValueError("a logits_processor that samples replaces do_sample: give one of them")
+        processors = LogitsProcessorList([logits_processor] if logits_processor is not None else [])
         new = self.llm.generate(inputs_embeds=self.embed(batch), attention_mask=batch.attention_mask,
-                                generation_config=config)  # (B, N): only the new tokens
+                                generation_config=config, logits_processor=processors)  # (B, N): only the new tokens
         out = []
         for row in new.tolist():
             ids = []

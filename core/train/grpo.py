@@ -17,7 +17,9 @@ What a step does (objective and its definitions: core/train/grpo_objective.py):
    the task's kind reads the reference).
 2. Generation, in one batched, KV-cached `generate` call: every prompt repeated `group_size`
    times, sampled at `temperature` / `top_p` up to `max_new_tokens` (a completion that ends
-   without the end-of-turn token is truncated). Generation sits behind `generate_completions`,
+   without the end-of-turn token is truncated). Each completion draws from its own random stream,
+   seeded by (seed, step, epoch, prompt, k) (core/train/sampling.py): what is sampled does not
+   depend on the batch, the rank or a resume. Generation sits behind `generate_completions`,
    the seam where another engine (vLLM on a GPU) can take over.
 3. Rewards: the weighted components of each completion, plus DAPO's overlong penalty when
    `overlong_buffer` > 0. Dynamic sampling (`min_spread` > 0): a group whose rewards spread by no
@@ -63,6 +65,7 @@ from mllm.core.options import check_integer, check_number
 from mllm.core.train.grpo_objective import (LOSS_TYPES, SCALE_REWARDS, ObjectiveSettings, group_advantages,
                                             group_spread, keep_groups, overlong_penalty, policy_loss)
 from mllm.core.train.rewards import Prepared, Reward, RewardSettings, parse_components
+from mllm.core.train.sampling import SeededSampler, row_seed
 from mllm.core.model.checkpoint import CheckpointError, read_tensors, replace_folder
 from mllm.core.train.sft import _flatten_optimizer, _restore_optimizer, epoch_order, split_records
 from mllm.core.train.sft import data_fingerprint as sft_fingerprint
@@ -289,17 +292,21 @@ def resolve_config(config: GRPOConfig, saved: dict, given: Collection[str], resu
 # ---- generation and log-probabilities ---------------------------------------------------------
 
 
-def generate_completions(model: MusicLLM, prompts: Sequence[Example], config: GRPOConfig) -> list[list[int]]:
+def generate_completions(model: MusicLLM, prompts: Sequence[Example], config: GRPOConfig,
+                         seeds: Sequence[int]) -> list[list[int]]:
     """`group_size` sampled completions per prompt (token ids, cut after the stop token), group by
-    group, from one batched KV-cached call. The seam for another generation engine."""
+    group, from one batched KV-cached call; completion k of prompt i draws from its own random
+    stream `row_seed(seeds[i], k)` (core/train/sampling.py), whatever the batch or the rank. The
+    seam for another generation engine: prompts and seeds in, token ids out."""
     repeated = [prompt for prompt in prompts for _ in range(config.group_size)]
     batch = model.collate(repeated, "left").to(model.device)
+    sampler = SeededSampler([row_seed(seed, k) for seed in seeds for k in range(config.group_size)],
+                            config.temperature, config.top_p)
     was_training = model.training
     model.eval()
     try:
         with autocast(config):
-            return model.generate_ids(batch, config.max_new_tokens, do_sample=True, temperature=config.temperature,
-                                      top_p=config.top_p)
+            return model.generate_ids(batch, config.max_new_tokens, logits_processor=sampler)
     finally:
         model.train(was_training)
 
@@ -340,9 +347,10 @@ def token_logps(model: MusicLLM, batch: Batch, temperature: float = 1.0,
 # ---- the loop ---------------------------------------------------------------------------------
 
 
-def _next_prompts(run: Run, count: int) -> list[int]:
-    """The next `count` prompt indices of the epoch order (seeded per epoch, as sft's)."""
-    chosen = []
+def _next_prompts(run: Run, count: int) -> tuple[list[int], list[int]]:
+    """The next `count` prompt indices of the epoch order (seeded per epoch, as sft's), and the
+    seed of each one's sampling stream (run seed, step, the epoch it was drawn in, the prompt)."""
+    chosen, seeds = [], []
     while len(chosen) < count:
         n = len(run.examples)
         if run.position >= n:
@@ -351,14 +359,15 @@ def _next_prompts(run: Run, count: int) -> list[int]:
             run.order = (run.epoch, epoch_order(run.config.seed, run.epoch, n))
         take = run.order[1][run.position:run.position + count - len(chosen)]
         chosen += take
+        seeds += [row_seed(run.config.seed, run.step, run.epoch, i) for i in take]
         run.position += len(take)
-    return chosen
+    return chosen, seeds
 
 
-def _sample_groups(run: Run, indices: list[int]):
+def _sample_groups(run: Run, indices: list[int], seeds: list[int]):
     """Completions, rewards and their parts for the prompts `indices` (group by group)."""
     config, model = run.config, run.model
-    completions = generate_completions(model, [run.examples[i] for i in indices], config)
+    completions = generate_completions(model, [run.examples[i] for i in indices], config, seeds)
     rewards, parts, parsed, truncated = [], [], [], []
     for k, ids in enumerate(completions):
         prepared = run.prepared[indices[k // config.group_size]]
@@ -392,8 +401,8 @@ def train(run: Run) -> Iterator[dict]:
             want = config.batch_size - len(kept["indices"])
             if want <= 0:
                 break
-            indices = _next_prompts(run, want)
-            completions, rewards, parts, parsed, truncated = _sample_groups(run, indices)
+            indices, seeds = _next_prompts(run, want)
+            completions, rewards, parts, parsed, truncated = _sample_groups(run, indices, seeds)
             spread = group_spread(rewards, G)
             keep = keep_groups(rewards, G, config.min_spread) if config.min_spread > 0 else torch.ones(len(indices), dtype=torch.bool)
             sampled_groups += len(indices)
