@@ -69,7 +69,8 @@ def command(
     on stdout (reward mean/std and per component, parse rate, filtered and zero-spread groups,
     KL, clip fractions, entropy, completion length, truncated fraction, completions/s); Ctrl-C
     saves the checkpoint and exits with 130; --resume continues it with the samples and losses of
-    an uninterrupted run. Not yet: torchrun.
+    an uninterrupted run. Under torchrun N processes with --batch-size B take the steps of one
+    process with N*B prompts (rank 0 writes the metrics and the checkpoint).
 
     Examples:
 
@@ -80,9 +81,11 @@ def command(
         mllm grpo instructions.enc.jsonl --checkpoint runs/key -o runs/key-dapo --epsilon-high 0.28 --min-spread 0.05 --mask-truncated
 
         mllm grpo instructions.enc.jsonl --resume runs/key-grpo --steps 200     # after Ctrl-C, or to train further
+
+        torchrun --nproc-per-node 2 -m mllm.cli grpo instructions.enc.jsonl --checkpoint runs/key -o runs/key-grpo
     """
     set_threads(threads)
-    from mllm.core.train.grpo import GRPOConfig, setup, train
+    from mllm.core.train.grpo import GRPOConfig, setup
     from mllm.core.train.sft import bf16_supported
 
     given = {name for name in ctx.params  # the options the user chose (as sft reads them)
@@ -92,10 +95,15 @@ def command(
     if sum(x is not None for x in (checkpoint, resume, llm)) > 1:
         raise fail("--checkpoint, --llm and --resume: give one (a resumed run keeps the policy it was aligning)")
 
+    from mllm.core.train import distributed
+
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = distributed.torchrun_device(device)
+    if distributed.torchrun_world_size() > 1 and input == "-":
+        raise fail("under torchrun every rank reads the records: give a file, not stdin")
     config = GRPOConfig(checkpoint=checkpoint or "", llm=llm or "", reward=reward, regression_shape=regression_shape, group_size=group_size,
                         batch_size=batch_size, steps=steps, lr=lr, max_grad_norm=max_grad_norm, temperature=temperature,
                         top_p=top_p, max_new_tokens=max_new_tokens, loss_type=loss_type, epsilon=epsilon,
@@ -127,34 +135,49 @@ def command(
     except KeyboardInterrupt:
         console.print("[yellow]interrupted before training started[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    try:
+        _train(run)
+    finally:
+        distributed.stop()
+
+
+def _train(run) -> None:
+    """The loop with its Ctrl-C handling; metrics and messages from rank 0 only."""
+    from mllm.core.train.grpo import train
+
+    main = run.share.main
+    say = console.print if main else (lambda *args, **kwargs: None)
 
     def request_stop(signum, frame):  # first Ctrl-C: finish the step, save, exit 130; second: at once
         run.stop_requested = True
-        console.print("[yellow]interrupted: saving a checkpoint after this step (Ctrl-C again to abort)[/]")
+        say("[yellow]interrupted: saving a checkpoint after this step (Ctrl-C again to abort)[/]")
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, request_stop)
     config = run.config  # a resumed run's options are its checkpoint's
-    console.print(f"grpo: {len(run.examples)} prompts, {config.steps} steps of {config.batch_size} x {config.group_size} "
-                  f"completions, loss {config.loss_type}, reward {config.reward}, -> {config.output}", highlight=False)
+    processes = f", {run.share.world} processes" if run.share.world > 1 else ""
+    say(f"grpo: {len(run.examples)} prompts, {config.steps} steps of {config.batch_size} x {config.group_size} "
+        f"completions{processes}, loss {config.loss_type}, reward {config.reward}, -> {config.output}", highlight=False)
     stdout = sys.stdout.buffer
     try:
-        with progress() as bar:
+        with progress(disable=not main) as bar:
             task = bar.add_task("grpo", total=run.config.steps, completed=run.step)
             for metrics in train(run):
+                if not main:
+                    continue
                 stdout.write(orjson.dumps(metrics, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY))
                 stdout.flush()
                 bar.update(task, completed=metrics["step"],
                            description=f"grpo reward {metrics['reward_mean']:.3f} parse {metrics['parse_rate']:.0%}")
     except KeyboardInterrupt:
-        console.print("[yellow]aborted mid-step: not saved[/]", highlight=False)
+        say("[yellow]aborted mid-step: not saved[/]", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)
     except FloatingPointError as exc:
-        console.print(f"[bold red]error:[/] {exc}; try a lower --lr (it was {config.lr:g})", highlight=False)
+        say(f"[bold red]error:[/] {exc}; try a lower --lr (it was {config.lr:g})", highlight=False)
         raise typer.Exit(EXIT_TRAINING_DIVERGED) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     if run.stop_requested:
-        console.print(f"saved {config.output} at step {run.step}; continue with --resume {config.output}", highlight=False)
+        say(f"saved {config.output} at step {run.step}; continue with --resume {config.output}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)
-    console.print(f"[green]saved {config.output} at step {run.step}[/]", highlight=False)
+    say(f"[green]saved {config.output} at step {run.step}[/]", highlight=False)

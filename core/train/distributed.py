@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["Share", "start", "stop", "all_sum", "gather_tensors", "barrier", "torchrun_world_size",
-           "torchrun_device"]
+__all__ = ["Share", "start", "stop", "all_sum", "gather_tensors", "average_gradients", "barrier",
+           "torchrun_world_size", "torchrun_device"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,20 @@ def gather_tensors(tensor: torch.Tensor) -> list[torch.Tensor]:
     out = [torch.empty_like(local) for _ in range(dist.get_world_size())]
     dist.all_gather(out, local)
     return [t.cpu() for t in out]
+
+
+def average_gradients(parameters) -> None:
+    """Each parameter's gradient averaged over the ranks (a missing one counts as zero), in place;
+    for loops that do not run their forward through DistributedDataParallel (grpo)."""
+    if not _active():
+        return
+    device = _collective_device()
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+        grad = parameter.grad.to(device)
+        dist.all_reduce(grad)
+        parameter.grad.copy_(grad.to(parameter.grad.device) / dist.get_world_size())
 
 
 def barrier() -> None:

@@ -62,7 +62,8 @@ from safetensors.torch import save_file
 from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
 from mllm.core.model import IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM, load_checkpoint, save_checkpoint
 from mllm.core.options import check_integer, check_number
-from mllm.core.train.grpo_objective import (LOSS_TYPES, SCALE_REWARDS, ObjectiveSettings, group_advantages,
+from mllm.core.train import distributed
+from mllm.core.train.grpo_objective import (LOSS_TYPES, SCALE_REWARDS, STD_EPS, ObjectiveSettings, group_advantages,
                                             group_spread, keep_groups, overlong_penalty, policy_loss)
 from mllm.core.train.rewards import Prepared, Reward, RewardSettings, parse_components
 from mllm.core.train.sampling import SeededSampler, row_seed
@@ -162,6 +163,7 @@ class Run:
     order: tuple[int, list[int]] | None = None
     stop_requested: bool = False
     last_metrics: dict = field(default_factory=dict)
+    share: distributed.Share = field(default_factory=distributed.Share)  # this process's rank and the world size
 
 
 def policy_on_top(sft: MusicLLM, lora: LoraSettings) -> MusicLLM:
@@ -206,6 +208,10 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
     if saved is not None and saved["data"]["fingerprint"] != data["fingerprint"]:
         raise ValueError(f"{resume} was trained on other records ({saved['data']['train']} there, {data['train']} here, "
                          "or the same ids with other content): resuming needs the same data")
+    share = distributed.start(config.device)
+    if saved is not None and saved.get("world_size", 1) != share.world:
+        raise ValueError(f"{resume} was trained by {saved.get('world_size', 1)} processes, this run has {share.world}: "
+                         "resume with the same number")
     torch.manual_seed(config.seed)
     if saved is not None:
         model = load_checkpoint(resume, device=config.device, trainable=True)
@@ -231,7 +237,7 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
     prepared = reward.prepare_all(train_records, "training records")
     examples = [model.example(record, with_answer=False, text_only=True) for record in train_records]
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    run = Run(config, model, optimizer, reward, examples, prepared, data)
+    run = Run(config, model, optimizer, reward, examples, prepared, data, share=share)
     if saved is not None:
         _restore_optimizer(optimizer, saved, tensors, model.device, resume)
         run.step, run.epoch, run.position = saved["step"], saved["epoch"], saved["position"]
@@ -384,107 +390,174 @@ def _sample_groups(run: Run, indices: list[int], seeds: list[int]):
     return completions, rewards, parts, parsed, truncated
 
 
+@dataclass
+class Sampled:
+    """One step's samples on this rank: the groups kept for the update and what the logs count."""
+
+    indices: list[int] = field(default_factory=list)  # the kept groups' prompts
+    completions: list[list[int]] = field(default_factory=list)  # their completions, group by group
+    rewards: list[torch.Tensor] = field(default_factory=list)  # (G,) per kept group
+    truncated: list[bool] = field(default_factory=list)
+    sums: dict[str, float] = field(default_factory=dict)  # sums over every sampled completion/group (logs)
+
+
+def _sample(run: Run) -> Sampled:
+    """Steps 1-3: this rank's groups. Every rank draws the same prompts of the epoch order (the
+    step's batch_size x world of them) and takes every world-th; dynamic sampling draws more rounds
+    while any rank lacks groups, so the ranks' positions in the order stay the same."""
+    config, G = run.config, run.config.group_size
+    rank, world = run.share.rank, run.share.world
+    out = Sampled()
+    sums = dict.fromkeys(["completions", "reward", "reward_sq", "parsed", "length", "truncated", "groups",
+                          "filtered", "zero_spread", *(f"reward_{name}" for name in run.reward.weights)], 0.0)
+    rounds = 1 + (config.max_resample if config.min_spread > 0 else 0)
+    for _ in range(rounds):
+        want = max(config.batch_size - len(out.indices), 0)
+        need = max(int(t) for t in distributed.gather_tensors(torch.tensor([want])))  # the most any rank lacks
+        if need == 0:
+            break
+        indices, seeds = _next_prompts(run, need * world)
+        indices, seeds = indices[rank::world], seeds[rank::world]
+        if want == 0:
+            continue  # this rank is full; it drew with the others to keep the order in step
+        completions, rewards, parts, parsed, truncated = _sample_groups(run, indices, seeds)
+        spread = group_spread(rewards, G)
+        keep = keep_groups(rewards, G, config.min_spread) if config.min_spread > 0 else torch.ones(len(indices), dtype=torch.bool)
+        for g in torch.nonzero(keep).flatten().tolist()[:want]:
+            span = slice(g * G, (g + 1) * G)
+            out.indices.append(indices[g])
+            out.completions += completions[span]
+            out.rewards.append(rewards[span])
+            out.truncated += truncated[span]
+        sums["completions"] += len(completions)
+        sums["reward"] += float(rewards.sum())
+        sums["reward_sq"] += float((rewards ** 2).sum())
+        sums["parsed"] += sum(parsed)
+        sums["length"] += sum(len(ids) for ids in completions)
+        sums["truncated"] += sum(truncated)
+        sums["groups"] += len(indices)
+        sums["filtered"] += int((~keep).sum())
+        sums["zero_spread"] += int((spread <= ZERO_SPREAD).sum())
+        for name in run.reward.weights:
+            sums[f"reward_{name}"] += sum(p[name] for p in parts)
+    out.sums = dict(zip(sums, distributed.all_sum(*sums.values())))  # the whole step's, every rank
+    return out
+
+
+def _advantages(rewards: list[torch.Tensor], run: Run) -> torch.Tensor:
+    """Step 4's advantages of the kept groups; `batch` scaling uses the std of every rank's rewards."""
+    config = run.config
+    flat = torch.cat(rewards) if rewards else torch.zeros(0)
+    if config.scale_rewards != "batch" or run.share.world == 1:
+        return group_advantages(flat, config.group_size, config.scale_rewards) if flat.numel() else flat
+    n, total, squares = distributed.all_sum(flat.numel(), float(flat.sum()), float((flat ** 2).sum()))
+    variance = (squares - total ** 2 / max(n, 1)) / max(n - 1, 1)  # unbiased, as torch.std
+    centred = group_advantages(flat, config.group_size, "none") if flat.numel() else flat
+    return centred / (math.sqrt(max(variance, 0.0)) + STD_EPS)
+
+
 def train(run: Run) -> Iterator[dict]:
     """Optimizer steps until `config.steps` (or `stop_requested`); yields each step's metrics."""
     config, model, optimizer = run.config, run.model, run.optimizer
-    settings = config.objective
-    parameters = model.trainable_parameters()
-    G = config.group_size
     model.train()
-    while run.step < config.steps and not run.stop_requested:
+    stopping = False
+    while run.step < config.steps and not stopping:
         started = time.perf_counter()
-        # 1-3: sample groups; dynamic sampling refills the batch with groups that have a spread
-        kept = {"indices": [], "completions": [], "rewards": [], "truncated": []}
-        sampled_groups = filtered_groups = zero_spread = 0
-        all_rewards, all_parts, all_parsed, all_truncated, all_lengths = [], [], [], [], []
-        for _ in range(1 + (config.max_resample if config.min_spread > 0 else 0)):
-            want = config.batch_size - len(kept["indices"])
-            if want <= 0:
-                break
-            indices, seeds = _next_prompts(run, want)
-            completions, rewards, parts, parsed, truncated = _sample_groups(run, indices, seeds)
-            spread = group_spread(rewards, G)
-            keep = keep_groups(rewards, G, config.min_spread) if config.min_spread > 0 else torch.ones(len(indices), dtype=torch.bool)
-            sampled_groups += len(indices)
-            filtered_groups += int((~keep).sum())
-            zero_spread += int((spread <= ZERO_SPREAD).sum())
-            all_rewards.append(rewards)
-            all_parts += parts
-            all_parsed += parsed
-            all_truncated += truncated
-            all_lengths += [len(ids) for ids in completions]
-            for g in torch.nonzero(keep).flatten().tolist():
-                span = slice(g * G, (g + 1) * G)
-                kept["indices"].append(indices[g])
-                kept["completions"] += completions[span]
-                kept["rewards"].append(rewards[span])
-                kept["truncated"] += truncated[span]
-        generated = len(all_lengths)
-        rewards_all = torch.cat(all_rewards)
+        sampled = _sample(run)
+        sums = sampled.sums
+        n_all = max(sums["completions"], 1.0)
         metrics = {
             "step": run.step + 1, "epoch": run.epoch,
-            "reward_mean": float(rewards_all.mean()), "reward_std": float(rewards_all.std()) if generated > 1 else 0.0,
-            **{f"reward_{name}": float(np.mean([p[name] for p in all_parts])) for name in run.reward.weights},
-            "parse_rate": float(np.mean(all_parsed)),
-            "groups_sampled": sampled_groups,
-            "groups_filtered": filtered_groups / sampled_groups,
-            "zero_spread": zero_spread / sampled_groups,
-            "completion_length": float(np.mean(all_lengths)),
-            "truncated": float(np.mean(all_truncated)),
+            "reward_mean": sums["reward"] / n_all,
+            "reward_std": math.sqrt(max(0.0, (sums["reward_sq"] - sums["reward"] ** 2 / n_all) / max(n_all - 1, 1))),
+            **{f"reward_{name}": sums[f"reward_{name}"] / n_all for name in run.reward.weights},
+            "parse_rate": sums["parsed"] / n_all,
+            "groups_sampled": int(sums["groups"]),
+            "groups_filtered": sums["filtered"] / max(sums["groups"], 1.0),
+            "zero_spread": sums["zero_spread"] / max(sums["groups"], 1.0),
+            "completion_length": sums["length"] / n_all,
+            "truncated": sums["truncated"] / n_all,
         }
+        n_local = len(sampled.completions)
+        n_global = distributed.all_sum(n_local)[0]
         loss_value = grad_norm = float("nan")
-        if kept["indices"]:
-            # 4: advantages, the training batch, old and reference log-probs
-            rewards = torch.cat(kept["rewards"])
-            advantages = group_advantages(rewards, G, config.scale_rewards).to(model.device)
-            examples = [Example(run.examples[i].before, run.examples[i].after, ids, run.examples[i].audio)
-                        for i, ids in zip([i for i in kept["indices"] for _ in range(G)], kept["completions"])]
-            batch = model.collate(examples, "right").to(model.device)
-            with torch.no_grad():
-                old = None
-                if config.iterations > 1:
-                    with autocast(config):
-                        old, _, _ = token_logps(model, batch, config.temperature)
-                reference = None
-                if config.beta > 0:
-                    with model.reference_policy(), autocast(config):
-                        reference, _, _ = token_logps(model, batch, config.temperature)
-            # 5: the updates
-            for iteration in range(config.iterations):
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(config):  # the forward only: backward ops follow the forward's dtypes
-                    logps, mask, entropy = token_logps(model, batch, config.temperature, with_entropy=iteration == 0)
-                if config.mask_truncated:
-                    mask = mask * torch.tensor([0.0 if t else 1.0 for t in kept["truncated"]],
-                                               device=mask.device).unsqueeze(1)
-                out = policy_loss(logps, old, reference, advantages, mask, settings)
-                out.loss.backward()
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-                                  if config.max_grad_norm > 0 else
-                                  torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
-                loss_value = float(out.loss.detach())
-                if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-                    raise FloatingPointError(f"GRPO step {run.step + 1}: loss {loss_value:.4g}, gradient norm "
-                                             f"{grad_norm:.4g} (not finite); the update was not applied")
-                optimizer.step()
-                if iteration == 0:
-                    metrics.update({key: out.stats[key] for key in ("clip_low", "clip_high", "clip_region")})
-                    if "kl" in out.stats:
-                        metrics["kl"] = out.stats["kl"]
-                    tokens = mask.sum().clamp(min=1)
-                    metrics["entropy"] = float((entropy * (mask > 0)).sum() / tokens)
+        if n_global:
+            stats = _update(run, sampled, n_local, n_global)
+            loss_value, grad_norm = stats.pop("loss"), stats.pop("grad_norm")
+            metrics.update(stats)
         else:
             metrics["skipped"] = "no group with a reward spread above --min-spread"
         run.step += 1
+        stopping = distributed.all_sum(float(run.stop_requested))[0] > 0  # every rank stops at the same step
         seconds = time.perf_counter() - started
         metrics.update({"loss": loss_value, "grad_norm": grad_norm, "lr": optimizer.param_groups[0]["lr"],
-                        "completions_per_s": generated / seconds,
-                        "tokens_per_s": sum(all_lengths) / seconds, "s_per_step": seconds})
+                        "completions_per_s": sums["completions"] / seconds,
+                        "tokens_per_s": sums["length"] / seconds, "s_per_step": seconds})
         run.last_metrics = metrics
         if config.save_every and run.step % config.save_every == 0 and run.step < config.steps:
             save(run)
         yield metrics
+    run.stop_requested = stopping
     save(run)
+
+
+def _update(run: Run, sampled: Sampled, n_local: int, n_global: float) -> dict:
+    """Steps 4-5 on this rank's kept groups: `iterations` updates; the losses and statistics of
+    the whole step (every rank). A rank without groups still joins the gradient averaging."""
+    config, model, optimizer = run.config, run.model, run.optimizer
+    settings, G, world = config.objective, config.group_size, run.share.world
+    parameters = model.trainable_parameters()
+    advantages = _advantages(sampled.rewards, run).to(model.device)
+    batch = None
+    if n_local:
+        examples = [Example(run.examples[i].before, run.examples[i].after, ids, run.examples[i].audio)
+                    for i, ids in zip([i for i in sampled.indices for _ in range(G)], sampled.completions)]
+        batch = model.collate(examples, "right").to(model.device)
+    old = reference = None
+    with torch.no_grad():
+        if batch is not None and config.iterations > 1:
+            with autocast(config):
+                old, _, _ = token_logps(model, batch, config.temperature)
+        if batch is not None and config.beta > 0:
+            with model.reference_policy(), autocast(config):
+                reference, _, _ = token_logps(model, batch, config.temperature)
+    stats: dict[str, float] = {}
+    for iteration in range(config.iterations):
+        optimizer.zero_grad(set_to_none=True)
+        local = {"loss": 0.0, "tokens": 0.0, "clip_low": 0.0, "clip_high": 0.0, "clip_region": 0.0, "kl": 0.0,
+                 "entropy": 0.0}
+        if batch is not None:
+            with autocast(config):  # the forward only: backward ops follow the forward's dtypes
+                logps, mask, entropy = token_logps(model, batch, config.temperature, with_entropy=iteration == 0)
+            if config.mask_truncated:
+                mask = mask * torch.tensor([0.0 if t else 1.0 for t in sampled.truncated], device=mask.device).unsqueeze(1)
+            total_tokens = distributed.all_sum(float(mask.sum()))[0] if settings.loss_type == "dapo" else None
+            out = policy_loss(logps, old, reference, advantages, mask, settings, total_tokens=total_tokens)
+            # Gradients are averaged over the ranks: scaled so that the average is the whole step's
+            # loss (dapo: each rank already divides by the step's tokens; grpo/dr_grpo: a mean over
+            # this rank's completions, weighted by its share of them).
+            share = world if settings.loss_type == "dapo" else n_local * world / n_global
+            (out.loss * share).backward()
+            tokens = out.stats["loss_tokens"]
+            local.update(loss=float(out.loss.detach()) * share / world, tokens=tokens,
+                         **{key: out.stats[key] * tokens for key in ("clip_low", "clip_high", "clip_region")},
+                         kl=out.stats.get("kl", 0.0) * tokens,
+                         entropy=float((entropy * (mask > 0)).sum()) if entropy is not None else 0.0)
+        distributed.average_gradients(parameters)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm) if config.max_grad_norm > 0
+                          else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
+        total = dict(zip(local, distributed.all_sum(*local.values())))
+        if not (math.isfinite(total["loss"]) and math.isfinite(grad_norm)):
+            raise FloatingPointError(f"GRPO step {run.step + 1}: loss {total['loss']:.4g}, gradient norm "
+                                     f"{grad_norm:.4g} (not finite); the update was not applied")
+        optimizer.step()
+        if iteration == 0:
+            tokens = max(total["tokens"], 1.0)
+            stats = {key: total[key] / tokens for key in ("clip_low", "clip_high", "clip_region", "entropy")}
+            if config.beta > 0:
+                stats["kl"] = total["kl"] / tokens
+        stats.update(loss=total["loss"], grad_norm=grad_norm)
+    return stats
 
 
 def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
@@ -495,6 +568,9 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
     if any(not bool(torch.isfinite(p).all()) for p in run.model.trainable_parameters()):
         raise FloatingPointError(f"the weights after step {run.step} are not finite: not saved")
     folder = Path(folder or run.config.output)
+    if not run.share.main:  # the same weights on every rank: rank 0 writes them
+        distributed.barrier()
+        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.parent / f".{folder.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
@@ -503,10 +579,11 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
         tensors["rng.torch"] = torch.get_rng_state()
         save_file({k: v.contiguous() for k, v in tensors.items()}, staging / TRAINER_STATE_TENSORS)
         state = {"format": TRAINER_STATE_FORMAT, "version": 1, "step": run.step, "epoch": run.epoch,
-                 "position": run.position, "config": asdict(run.config), "data": run.data,
+                 "position": run.position, "world_size": run.share.world, "config": asdict(run.config), "data": run.data,
                  "optimizer": optimizer_json, "last_metrics": run.last_metrics}
         (staging / TRAINER_STATE_JSON).write_text(json.dumps(state, indent=2, default=float) + "\n")
         replace_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        distributed.barrier()
     return folder
