@@ -136,3 +136,21 @@ def test_metrics_over_items_equals_the_single_statistics(data):
     for row, name in zip(joint, rg.METRICS):
         np.testing.assert_allclose(row, single[name](index), rtol=1e-9, atol=1e-12, err_msg=name)
     assert rg.metrics_over_items(y_true, y_pred)(np.arange(n)).shape == (6,)
+
+
+def test_metrics_over_items_matches_the_scalar_metrics_on_large_resamples():
+    # The counts form (one matrix product per batch): rounded values with many ties, a resample
+    # that is constant in y_true, one constant in y_pred, and one holding a single item.
+    n = 3000
+    y_true = np.round(RNG.uniform(1, 9, n), 2)
+    y_pred = np.round(np.clip(y_true + RNG.normal(0, 1, n), 1, 9), 1)
+    y_true[:2], y_pred[:2] = 5.0, [3.0, 3.0]
+    index = RNG.integers(0, n, (6, n))
+    index[1] = 0  # one item: both constant
+    index[2] = RNG.integers(0, 2, n)  # y_true constant, y_pred constant too
+    index[3, : n // 2] = 0  # half the copies on one item
+    got = rg.metrics_over_items(y_true, y_pred)(index)
+    for row, name in zip(got, rg.METRICS):
+        expected = [getattr(rg, name)(y_true[i], y_pred[i]) for i in index]
+        np.testing.assert_allclose(row, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+    assert np.isnan(got[rg.METRICS.index("r2"), 1]) and got[rg.METRICS.index("rmse"), 1] == 2.0

@@ -187,3 +187,14 @@ def test_the_examples_of_a_question_leave_out_the_scale_and_enumerators():
     assert _example_values(CMI_AROUSAL_QUESTION, NINE) == {2, 8, 5}
     assert _example_values("Estimate its arousal on a scale from 1 (very calm) to 9 (very intense). "
                            "Return a single number between 1 and 9.", NINE) == set()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("SEVEN, maybe 8", [(7.0, "SEVEN"), (8.0, "8")]),
+    ("café: seven", [(7.0, "seven")]),  # not ASCII: the words are looked for without the hint
+    ("Énergie 6 — six and a half", [(6.0, "6"), (6.5, "six and a half")]),
+    ("x-5 (-5) :-5 .5 a.5", [(5.0, "5"), (-5.0, "-5"), (-5.0, "-5"), (0.5, ".5")]),
+    ("no numbers at all", []),
+])
+def test_numerals_in_ascii_and_other_text(text, expected):
+    assert [(n.value, n.text) for n in find_numerals(text)] == expected
