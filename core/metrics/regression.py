@@ -39,7 +39,6 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.stats
-from sklearn.metrics import r2_score
 
 __all__ = [
     "validate", "r2", "rmse", "mae", "pearson", "spearman", "ccc", "evaluate",
@@ -87,6 +86,9 @@ def r2(y_true, y_pred) -> float:
     y_true, y_pred = validate(y_true, y_pred)
     if y_true.size < 2 or _constant(y_true):
         return math.nan
+    from sklearn.metrics import r2_score  # here, not at the top: scikit-learn takes ~1 s to import and eval-mir's
+    # corpus statistics (metrics_over_items) do not need it
+
     return float(r2_score(y_true, y_pred))
 
 
