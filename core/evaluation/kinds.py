@@ -167,6 +167,7 @@ class Kind:
         raise NotImplementedError
 
     def score(self, reference: Any, reading: Reading, context: Context) -> Scored:
+        """The item's per-item scores (an unread answer scores as the metric's convention says)."""
         raise NotImplementedError
 
     def summarise(self, kept: list, context: Context) -> Summary:
