@@ -14,21 +14,17 @@ from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_TRAINING_
                              progress, set_threads, stream_errors, threads_option)
 from mllm.cli.sft import _cannot_run, _encoded, _without_error_records
 from mllm.core.io.records import read_records
-from mllm.core.options import MAX_FRAME_RATE
 
 
 def command(
     ctx: typer.Context,
-    input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split`, the reference (`answer` or `reference`) and `audio_embedding` (from `mllm encode`), or `audio` with --encoder."),
+    input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split`, the reference (`answer` or `reference`) and `audio_embedding` (from `mllm encode`) or `audio` (encoded with the checkpoint's encoder); or text-only records."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="The `mllm sft` checkpoint to align: the policy starts from it and it is the reference of the KL term."),
     llm: Optional[str] = typer.Option(None, "--llm", help="Instead of --checkpoint: a base LLM (hub id, folder, .gguf, smollm2) to align on text-only records (no audio_embedding, no <audio> in the question)."),
     output: str = typer.Option("checkpoint-grpo", "-o", "--output", help="Checkpoint folder of the aligned policy (written atomically; loads in regress/caption like any checkpoint; with --resume: the resumed folder unless given)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue the grpo run saved in this folder: same records (content checked), same options (one given with another value is refused), except -o, --save-every, --steps (to train further) and --device."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP + " grpo trains on the other records; without it, error records stop it before training (exit 1)."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encode records that have `audio` but no `audio_embedding` on the fly (as `mllm sft --encoder`)."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="With --encoder: the hidden layer."),
-    frame_rate: float = typer.Option(10.0, "--frame-rate", help=f"With --encoder: frames per second (0 to {MAX_FRAME_RATE:g})."),
-    cache: Optional[str] = typer.Option(None, "--cache", help="With --encoder: folder of cached embeddings."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Records with `audio` but no `audio_embedding` are encoded with the checkpoint's encoder; cache the embeddings in this folder (shared with `mllm encode --cache`)."),
     reward: str = typer.Option("task:1.0,format:0.2", "--reward", help="Weighted reward components: task (the task's per-item score, as eval-mir computes it), format (the answer reads)."),
     regression_shape: str = typer.Option("linear", "--regression-shape", help="Numeric tasks: linear (1 - |error| / scale width) or gaussian (sigma = 10 % of the scale)."),
     group_size: int = typer.Option(4, "--group-size", help="Completions sampled per prompt (G >= 2)."),
@@ -115,13 +111,17 @@ def command(
                         save_every=save_every, seed=seed, device=device)
     with _cannot_run():
         config.check()
-        from mllm.core.model import read_checkpoint_config
-
-        if encoder is not None and llm is not None:
-            raise ValueError("--encoder needs --checkpoint: a base LLM has no trained projector for audio")
-        spec = read_checkpoint_config(checkpoint or resume)["encoder"] if encoder is not None else None
     with stream_errors():
         records = list(read_records(input))
+    to_encode = any("audio" in r and "audio_embedding" not in r and "error" not in r for r in records)
+    spec = None
+    if to_encode:  # audio records: encoded with the checkpoint's encoder, as caption and regress do
+        with _cannot_run():
+            if llm is not None:
+                raise ValueError("records with `audio` need --checkpoint: a base LLM has no trained projector for audio")
+            from mllm.core.model import read_checkpoint_config
+
+            spec = read_checkpoint_config(checkpoint or resume)["encoder"]
     encoded = _encoded(records, spec, cache, False, device) if spec is not None else records
     usable = _without_error_records(records, encoded, allow_errors)
     missing = [r.get("id") for r in usable if "messages" not in r

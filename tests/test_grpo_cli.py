@@ -77,3 +77,16 @@ def test_resume_trains_further_and_refuses_other_options(sft_checkpoint, tmp_pat
     assert json.loads((tmp_path / "g" / "trainer_state.json").read_text())["step"] == 2
     refused = invoke("grpo", records, "--resume", tmp_path / "g", "--steps", 3, "--lr", 0.5, expect=2)
     assert "--lr is 0.5" in refused.stderr
+
+
+def test_audio_records_are_encoded_with_the_checkpoints_encoder(sft_checkpoint, tmp_path):
+    records, sft = sft_checkpoint
+    rows = [orjson.loads(line) for line in open(records, "rb")]
+    assert all("audio" in r for r in rows)
+    stripped = tmp_path / "audio-only.jsonl"
+    stripped.write_bytes(b"".join(orjson.dumps({k: v for k, v in r.items() if k != "audio_embedding"}) + b"\n"
+                                  for r in rows))
+    result = invoke("grpo", stripped, "--checkpoint", sft, "-o", tmp_path / "g", "--steps", 1, "--group-size", 2,
+                    "--batch-size", 2, "--max-new-tokens", 4, "--cache", tmp_path / "cache")
+    assert [orjson.loads(line)["step"] for line in result.stdout.splitlines()] == [1]
+    assert any((tmp_path / "cache").rglob("*"))  # the embeddings were computed (and cached)
