@@ -201,3 +201,11 @@ def test_a_base_llm_aligns_on_text_only_records(llm_folder, vowel_reward, tmp_pa
     assert all(np.isfinite(m["loss"]) for m in metrics)
     with pytest.raises(ValueError, match="records with audio need --checkpoint"):
         setup(config, records(), reward=vowel_reward)
+
+
+def test_records_from_another_encoder_are_refused_by_name(llm_folder, vowel_reward, tmp_path):
+    wrong = records(3)
+    wrong[1] = {**wrong[1], "audio_embedding": np.zeros((3, 7), np.float32).tolist()}  # 7 dims, the model reads 4
+    with pytest.raises(ValueError, match="'r1'"):
+        setup(GRPOConfig(output=str(tmp_path / "g"), reward="vowels"), wrong, model=sft_model(llm_folder),
+              reward=vowel_reward)

@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from mllm.core.encoders.for_model import ModelEncoder
 from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
 from mllm.core.model import IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM, load_checkpoint, save_checkpoint
 from mllm.core.options import check_integer, check_number
@@ -230,6 +231,12 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
             raise ValueError("--checkpoint: give the `mllm sft` checkpoint to align (or --llm for text-only records)")
         lora = LoraSettings(config.lora_rank, config.lora_alpha, 0.0, list(config.lora_targets))  # no dropout: ratio 1 at iteration 1
         model = policy_on_top(model, lora)
+    checker = ModelEncoder(model.encoder)
+    for record in train_records:
+        if "audio_embedding" in record:  # as sft: another encoder, size or frame rate is refused by name
+            checker.check(record)
+            if not np.isfinite(np.asarray(record["audio_embedding"], dtype=np.float32)).all():
+                raise ValueError(f"record {record.get('id')!r}: 'audio_embedding' holds NaN or inf")
     if reward is None:
         options = EvalOptions()
         reward = Reward(parse_components(config.reward), collect_label_sets(train_records, options), options,
