@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from typing import Optional
 
@@ -12,7 +11,7 @@ import typer
 
 from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED, INPUT_HELP, console, fail,
                              progress, set_threads, stream_errors, threads_option)
-from mllm.cli.sft import _cannot_run, _encoded, _without_error_records
+from mllm.cli.sft import _cannot_run, _encoded, _without_error_records, ctrl_c_stops, rank_zero_say
 from mllm.core.io.records import read_records
 
 
@@ -146,21 +145,14 @@ def _train(run) -> None:
     from mllm.core.train.grpo import train
 
     main = run.share.main
-    say = console.print if main else (lambda *args, **kwargs: None)
-
-    def request_stop(signum, frame):  # first Ctrl-C: finish the step, save, exit 130; second: at once
-        run.stop_requested = True
-        say("[yellow]interrupted: saving a checkpoint after this step (Ctrl-C again to abort)[/]")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, request_stop)
+    say = rank_zero_say(run)
     config = run.config  # a resumed run's options are its checkpoint's
     processes = f", {run.share.world} processes" if run.share.world > 1 else ""
     say(f"grpo: {len(run.examples)} prompts, {config.steps} steps of {config.batch_size} x {config.group_size} "
         f"completions{processes}, loss {config.loss_type}, reward {config.reward}, -> {config.output}", highlight=False)
     stdout = sys.stdout.buffer
     try:
-        with progress(disable=not main) as bar:
+        with ctrl_c_stops(run, say), progress(disable=not main) as bar:
             task = bar.add_task("grpo", total=run.config.steps, completed=run.step)
             for metrics in train(run):
                 if not main:
@@ -175,8 +167,6 @@ def _train(run) -> None:
     except FloatingPointError as exc:
         say(f"[bold red]error:[/] {exc}; try a lower --lr (it was {config.lr:g})", highlight=False)
         raise typer.Exit(EXIT_TRAINING_DIVERGED) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if run.stop_requested:
         say(f"saved {config.output} at step {run.step}; continue with --resume {config.output}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -198,17 +198,32 @@ def _encoded(records, spec, cache, trust_remote_code, device) -> list[dict]:
     return out
 
 
-def _train(run) -> None:
-    """The loop with its Ctrl-C handling; metrics and messages from rank 0 only."""
-    main = run.share.main
-    say = console.print if main else (lambda *args, **kwargs: None)
+def rank_zero_say(run):
+    """console.print on rank 0, nothing on the other ranks (one copy of every message)."""
+    return console.print if run.share.main else (lambda *args, **kwargs: None)
 
-    def request_stop(signum, frame):  # first Ctrl-C: finish the step, save, exit 130; second: at once
+
+@contextmanager
+def ctrl_c_stops(run, say):
+    """While training: the first Ctrl-C sets `run.stop_requested` (the loop finishes its step and
+    saves), a second one raises KeyboardInterrupt at once; the previous handler comes back after."""
+
+    def request_stop(signum, frame):
         run.stop_requested = True
         say("[yellow]interrupted: saving a checkpoint after this step (Ctrl-C again to abort)[/]")
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _train(run) -> None:
+    """The loop with its Ctrl-C handling; metrics and messages from rank 0 only."""
+    main = run.share.main
+    say = rank_zero_say(run)
     config = run.config
     processes = f", {run.share.world} processes (DDP)" if run.share.world > 1 else ""
     say(f"sft: {len(run.train_examples)} train / {len(run.valid_examples)} valid records, "
@@ -217,7 +232,7 @@ def _train(run) -> None:
         highlight=False)
     stdout = sys.stdout.buffer
     try:
-        with progress(disable=not main) as bar:
+        with ctrl_c_stops(run, say), progress(disable=not main) as bar:
             task = bar.add_task("sft", total=run.total_steps, completed=run.state.step)
             for metrics in train(run):
                 if not main:
@@ -238,8 +253,6 @@ def _train(run) -> None:
         say(f"  {kept}; try a lower --lr (it was {config.lr:g}), gradient clipping (--max-grad-norm, it was "
             f"{config.max_grad_norm:g}) or a longer --warmup (it was {config.warmup})", highlight=False)
         raise typer.Exit(EXIT_TRAINING_DIVERGED) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if run.stop_requested:
         say(f"saved {config.output} at step {run.state.step}; continue with --resume {config.output}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -8,18 +8,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
-
-from mllm.cli.main import app
+from test_sft_cli import invoke
 from tiny_llm import build_tiny_llm
 
-runner = CliRunner()
-
-
-def invoke(*args, expect=0):
-    result = runner.invoke(app, [*map(str, args)])
-    assert result.exit_code == expect, (result.exit_code, result.stdout, result.stderr)
-    return result
 
 
 @pytest.fixture(scope="module")
