@@ -1,13 +1,17 @@
 """The issue's slower check (marked slow, not in CI): SmolLM2-135M with the DSP encoder learns key.
 
 The whole study on CPU: `mllm synth` (240 clips of 8 s) -> `mllm encode` (DSP, 1 frame/s) ->
-`mllm build-instructions --tasks key` (70/10/20 split) -> `mllm sft` (250 steps, batch 8, LoRA
-r=8, bf16 where the CPU runs it, validation every 25 steps, --keep-best) -> `mllm caption` on the
-42 test clips from the last and the best checkpoint -> `mllm eval-mir`. Chance for the exact key
-is 1/24 (about 0.04). Measured on 2 cores (2026-11-25, about 6 minutes): best val_loss at step
-125; key accuracy 0.43 (95 % interval 0.29-0.57), weighted 0.48 from the best checkpoint, 0.33
-(0.19-0.48), weighted 0.41 from the last; parse rate 1.0. The bar below (on the best checkpoint)
-is far above chance and below that interval.
+`mllm build-instructions --tasks key` (70/10/20 split) -> `mllm sft` (450 steps, batch 8, LoRA
+r=8, bf16 where the CPU runs it fast, `--transpose`, validation every 50 steps scored by the task,
+`--select-by val_score --keep-best`) -> `mllm caption` on the 42 test clips from the last and the
+best checkpoint -> `mllm eval-mir --split test`. Chance for the exact key is 1/24 (about 0.04).
+
+Measured with these commands on a 2-core AMD EPYC VM (2026-12-01, about 40 minutes, fp32): the
+last checkpoint 0.71 (95 % interval 0.57-0.83), weighted 0.76; the best val_score checkpoint
+(step 300) 0.57 (0.43-0.69); parse rate 1.0. Before `--transpose` (250 steps, best val_loss) the
+same machine kind gave 0.19 from the best and 0.36 from the last checkpoint. With 22 valid clips
+val_score is a noisy guide, so the bar is on the last checkpoint (docs/training.md), set below
+the measured interval: 0.55.
 
     pytest -m slow tests/test_slow_smollm2_learns_key.py -s      # -s prints the curve and the scores
 """
@@ -35,20 +39,22 @@ def test_smollm2_with_dsp_features_learns_key_well_above_chance(tmp_path):
     encoded = mllm("encode", str(corpus / "manifest.jsonl"), "--encoder", "dsp", "--frame-rate", "1")
     instructions = tmp_path / "instr.jsonl"
     mllm("build-instructions", "--tasks", "key", "--split-fractions", "0.7,0.1,0.2", "-o", str(instructions), stdin=encoded)
-    metrics = mllm("sft", str(instructions), "-o", str(tmp_path / "run"), "--steps", "250", "--batch-size", "8",
-                   "--lr", "1e-3", "--val-every", "25", "--keep-best")
-    validations = [(m["step"], round(m["val_loss"], 3)) for m in map(orjson.loads, metrics.splitlines()) if "val_loss" in m]
-    print("\nval_loss by step:", validations, file=sys.stderr)
+    metrics = mllm("sft", str(instructions), "-o", str(tmp_path / "run"), "--steps", "450", "--batch-size", "8",
+                   "--lr", "1e-3", "--val-every", "50", "--keep-best", "--transpose", "--select-by", "val_score")
+    validations = [(m["step"], round(m["val_loss"], 3), round(m["val_score"], 3))
+                   for m in map(orjson.loads, metrics.splitlines()) if "val_loss" in m]
+    print("\n(step, val_loss, val_score):", validations, file=sys.stderr)
     test = [r for r in map(orjson.loads, instructions.read_bytes().splitlines()) if r["split"] == "test"]
     scores = {}
-    for checkpoint in ("run", "run-best"):  # the last step, and the lowest validation loss
+    for checkpoint in ("run", "run-best"):  # the last step, and the best val_score
         answers = mllm("caption", "-", "--model", str(tmp_path / checkpoint),
                        stdin=b"".join(orjson.dumps(r) + b"\n" for r in test))
-        key = orjson.loads(mllm("eval-mir", "--bootstrap", "200", stdin=answers))["tasks"]["key"]
+        key = orjson.loads(mllm("eval-mir", "--split", "test", "--bootstrap", "200", stdin=answers))["tasks"]["key"]
         accuracy = key["metrics"]["accuracy"]
         print(f"{checkpoint}: accuracy {accuracy['value']:.3f} ({accuracy.get('low')}-{accuracy.get('high')}), weighted "
               f"{key['metrics']['weighted_score']['value']:.3f}, parse rate {key['parse_rate']:.2f}, n {key['n']}", file=sys.stderr)
         scores[checkpoint] = key
-    best = scores["run-best"]  # what a user takes from an overfitting run
-    assert best["parse_rate"] >= 0.8
-    assert best["metrics"]["accuracy"]["value"] >= 0.2  # chance: 1/24
+    last = scores["run"]
+    assert last["n"] == len(test) == 42
+    assert last["parse_rate"] >= 0.9
+    assert last["metrics"]["accuracy"]["value"] >= 0.55  # chance: 1/24; measured 0.71 (0.57-0.83)
