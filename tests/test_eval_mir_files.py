@@ -105,3 +105,41 @@ def test_model_and_task_names_keep_their_brackets_in_the_table(tmp_path, monkeyp
     result = eval_mir(folder, "--table")
     rows = [line for line in result.stderr.splitlines() if "weighted_score" in line]
     assert any("salmonn[7b]" in row for row in rows) and any("qwen[bold]" in row for row in rows)
+
+
+def test_the_label_pass_is_made_only_when_a_task_needs_it():
+    """A key or numeric file is read once; a classification task without --labels triggers the pass
+    that collects its reference labels, when its first record comes up, and the records scored
+    before it keep their scores (their tasks need no label set)."""
+    from mllm.core.evaluation.inputs import ResultInput
+    from mllm.core.evaluation.mir_files import evaluate
+    from mllm.core.evaluation.options import EvalOptions
+
+    key = [{"id": f"k{i}", "task": "key", "reference": "C major", "response": r}
+           for i, r in enumerate(["C major", "G major", "A minor", "no idea"])]
+    genre = [{"id": f"g{i}", "task": "genre", "reference": ref, "response": f"It is {answer}."}
+             for i, (ref, answer) in enumerate([("rock", "rock"), ("jazz", "rock"), ("pop", "pop"), ("metal", "jazz")])]
+
+    def run(records):
+        passes = []
+
+        def reader():
+            passes.append(1)
+            return iter([dict(r) for r in records])
+
+        written = []
+        summary = evaluate(ResultInput("mem", reader, False), EvalOptions(n_resamples=0), write=written.append)
+        return len(passes), summary, written
+
+    n_passes, summary, _ = run(key)
+    assert n_passes == 1
+    assert summary["tasks"]["key"]["metrics"]["accuracy"]["value"] == 0.25
+
+    n_passes, summary, written = run(key + genre)
+    assert n_passes == 2  # the scoring pass, and the label pass started by g0
+    genre_summary = summary["tasks"]["genre"]
+    assert genre_summary["n"] == 4 and genre_summary["metrics"]["accuracy"]["value"] == 0.5
+    assert [w["eval"]["scores"] for w in written[:4]] == [w["eval"]["scores"] for w in run(key)[2]]
+    # the label set is every reference label, as one first pass gives it: "jazz" is a label (g1's
+    # reference), so the answer "jazz" to g3 is read (wrong), not unparsed
+    assert written[7]["eval"]["parse_ok"] is True and written[7]["prediction"]["genre"] == "jazz"

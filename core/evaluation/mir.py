@@ -26,7 +26,7 @@ Clopper-Pearson interval.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ from mllm.core.io.splits import record_split, split_label
 from mllm.core.metrics.bootstrap import bootstrap_intervals, clopper_pearson, paired_difference
 from mllm.core.parse.labels import LabelSet
 
-__all__ = ["EvalOptions", "MirEvaluator", "TaskScores", "collect_label_sets", "compare"]
+__all__ = ["EvalOptions", "LabelSets", "MirEvaluator", "TaskScores", "collect_label_sets", "compare"]
 
 STAGE = "eval-mir"
 
@@ -77,6 +77,39 @@ def collect_label_sets(records: Iterable[Record], options: EvalOptions) -> dict[
     for name, labels in seen.items():
         sets.setdefault(name, LabelSet.of(list(labels), options.synonyms))
     return sets
+
+
+class LabelSets(Mapping):
+    """The label sets of `collect_label_sets`, with the pass over the records made only when needed.
+
+    A key, tempo or regression file needs no label set: its records are read once. The first time
+    a task without a given set is looked up, every record of `records()` (a fresh iterator over
+    the input) is read for its reference labels, as collect_label_sets does. The records scored
+    before that are unaffected: a label set belongs to one task, and that task had not come up.
+    """
+
+    def __init__(self, records: Callable[[], Iterable[Record]], options: EvalOptions):
+        self._records, self._options = records, options
+        self._sets = {name: LabelSet.of(labels, options.synonyms) for name, labels in options.labels.items()}
+        self._collected = False
+
+    def _collect(self) -> None:
+        if not self._collected:
+            self._sets = collect_label_sets(self._records(), self._options)
+            self._collected = True
+
+    def __getitem__(self, name: str) -> LabelSet:
+        if name not in self._sets:
+            self._collect()
+        return self._sets[name]
+
+    def __iter__(self):
+        self._collect()
+        return iter(self._sets)
+
+    def __len__(self) -> int:
+        self._collect()
+        return len(self._sets)
 
 
 def _reference_value(record: Mapping[str, Any], options: EvalOptions) -> Any:
@@ -125,7 +158,7 @@ class MirEvaluator:
 
     def __init__(self, options: EvalOptions, label_sets: Mapping[str, LabelSet] | None = None):
         self.options = options
-        self.label_sets = dict(label_sets or {})
+        self.label_sets = label_sets if isinstance(label_sets, LabelSets) else dict(label_sets or {})
         self.tasks: dict[tuple[str, str | None], TaskScores] = {}  # (task, split) -> its items
         self.n_records = 0
         self.n_failed = 0

@@ -1,8 +1,8 @@
 """`mllm eval-mir` on files: the two passes, the comparison run, many files into one leaderboard.
 
 Scoring needs two passes over the input when a classification or tagging task has no label set
-given (the first pass collects the reference labels): inputs are opened by
-core.evaluation.inputs. The summary keeps a few numbers per item, not the records.
+given (a pass collects the reference labels, made when the first such record comes up; other
+tasks are read once): inputs are opened by core.evaluation.inputs. The summary keeps a few numbers per item, not the records.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from mllm.core.evaluation.cmi_bench import CmiBenchError, split_file_name
 from mllm.core.evaluation.inputs import ResultInput, open_result_input
-from mllm.core.evaluation.mir import MirEvaluator, collect_label_sets, compare
+from mllm.core.evaluation.mir import LabelSets, MirEvaluator, compare
 from mllm.core.evaluation.options import EvalOptions
 from mllm.core.io.errors import Record, StreamSummary
 
@@ -39,8 +39,8 @@ def evaluate(
     """
     if main.standardized_reference and main.task:
         options = replace(options, standardize=options.standardize | {main.task})
-    passes = [main.records()] + ([other.records()] if other else [])
-    label_sets = collect_label_sets(chain(*passes), options)
+    # The label sets' pass over the records (both systems') is made only if a task needs it.
+    label_sets = LabelSets(lambda: chain(main.records(), *([other.records()] if other else [])), options)
     evaluator = MirEvaluator(options, label_sets)
     for record in main.records():
         if questions is not None and isinstance(record.get("question"), str):

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Numeral", "find_numerals", "words_to_number"]
 
 
-@dataclass(frozen=True)
-class Numeral:
+class Numeral(NamedTuple):
+    """One number found in a text: its value, its words or digits, and their span."""
+
+    # A NamedTuple rather than a frozen dataclass: as immutable, and made about three times faster
+    # (every number of every answer eval-mir reads becomes one).
     value: float
     text: str
     start: int
