@@ -16,10 +16,10 @@ import torch
 
 from tiny_llm import build_tiny_llm
 
-from mllm.core.model import LoraSettings, MusicLLM, load_checkpoint, read_checkpoint_config, save_checkpoint
+from mllm.core.model import Example, LoraSettings, MusicLLM, load_checkpoint, read_checkpoint_config, save_checkpoint
 from mllm.core.model.checkpoint import CheckpointError
 from mllm.core.train import rewards as rw
-from mllm.core.train.grpo import GRPOConfig, policy_on_top, setup, token_logps, train
+from mllm.core.train.grpo import GRPOConfig, group_token_logps, policy_on_top, setup, token_logps, train
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,36 @@ def test_the_reference_is_the_sft_policy_and_step_zero_has_no_kl(llm_folder, vow
                 reward=vowel_reward)
     (first,) = list(train(run))
     assert first["kl"] == 0.0
+
+
+def test_group_log_probs_share_the_prompt_pass_and_equal_the_full_sequences(llm_folder):
+    """group_token_logps runs each prompt once and its G completions on its KV cache: the same
+    log-probs, entropies and adapter gradients as token_logps on prompt + completion, for prompts
+    of different lengths (audio of 3-5 frames, longer questions) and completions of 1-6 tokens."""
+    model = sft_model(llm_folder)
+    model.train()
+    rng = np.random.default_rng(1)
+    prompts = []
+    for i, record in enumerate(records(3)):
+        record["audio_embedding"] = rng.normal(size=(3 + i, 4)).astype(np.float32).tolist()
+        record["messages"] = [{"role": "user", "content": "<audio>\nWhat key is this music in?" + " Listen." * i}]
+        prompts.append(model.example(record, with_answer=False))
+    G = 3
+    completions = [rng.integers(5, 100, size=rng.integers(1, 7)).tolist() for _ in range(len(prompts) * G)]
+    completions[4] = [int(completions[4][0])]  # a one-token completion: only the prompt's last logits
+    full = model.collate([Example(p.before, p.after, c, p.audio)
+                          for p, c in zip([p for p in prompts for _ in range(G)], completions)], "right")
+    expected, mask, entropy = token_logps(model, full, temperature=1.3, with_entropy=True)
+    got, got_mask, got_entropy = group_token_logps(model, prompts, completions, G, temperature=1.3, with_entropy=True)
+    assert torch.equal(got_mask, mask) and mask.sum() == sum(len(c) for c in completions)
+    assert torch.allclose(got, expected, atol=1e-5) and torch.allclose(got_entropy, entropy, atol=1e-5)
+    parameters = model.trainable_parameters()
+    grads = torch.autograd.grad((expected * mask).sum(), parameters)
+    got_grads = torch.autograd.grad((got * got_mask).sum(), parameters)
+    for grad, got_grad in zip(grads, got_grads):
+        assert float((got_grad - grad).abs().max()) <= 1e-4 * float(grad.abs().max())  # float rounding
+    with pytest.raises(ValueError, match="at least one token"):
+        group_token_logps(model, prompts[:1], [[5], []], 2)
 
 
 def test_token_logps_are_the_models_log_probabilities_of_the_answer(llm_folder):
