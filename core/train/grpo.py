@@ -344,11 +344,18 @@ def token_logps(model: MusicLLM, batch: Batch, temperature: float = 1.0,
         logits = model.llm(**inputs, logits_to_keep=keep).logits  # (N, V)
     else:
         logits = model.llm(**inputs).logits[keep]
-    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
-    chosen = log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)  # (N,)
     counts = keep.sum(dim=1)
     width = int(counts.max()) if counts.numel() else 0
     mask = torch.arange(width, device=counts.device).unsqueeze(0) < counts.unsqueeze(1)  # (B, T), rows in order
+    return _per_token(logits, targets, mask, temperature, with_entropy)
+
+
+def _per_token(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, temperature: float,
+               with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Logits (N, V) of the N real tokens `targets` (N,), in row order -> (logps, mask, entropy) laid
+    out (B, T) by `mask` (B, T), as token_logps returns them."""
+    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    chosen = log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)  # (N,)
     logps = chosen.new_zeros(mask.shape).masked_scatter(mask, chosen)
     entropy = None
     if with_entropy:
@@ -410,15 +417,7 @@ def group_token_logps(model: MusicLLM, prompts: Sequence[Example], completions: 
     where = torch.arange(width, device=device).unsqueeze(0) - 1 + offsets.unsqueeze(1) + rows  # (BG, T)
     where[:, 0] = torch.arange(rows, device=device)
     logits = torch.cat([first, rest.to(first.dtype)])[where[mask]]  # (N_tokens, V)
-    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
-    chosen = log_probs.gather(1, ids[mask].unsqueeze(1)).squeeze(1)
-    logps = chosen.new_zeros(mask.shape).masked_scatter(mask, chosen)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            per_token = -(log_probs.exp() * log_probs).sum(dim=-1)
-            entropy = per_token.new_zeros(mask.shape).masked_scatter(mask, per_token)
-    return logps, mask.to(logps.dtype), entropy
+    return _per_token(logits, ids[mask], mask, temperature, with_entropy)
 
 
 def _cache_keyword(llm) -> str:
