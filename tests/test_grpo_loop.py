@@ -107,6 +107,32 @@ def test_group_log_probs_share_the_prompt_pass_and_equal_the_full_sequences(llm_
         group_token_logps(model, prompts[:1], [[5], []], 2)
 
 
+def test_generation_prefills_each_prompt_once_and_samples_what_the_repeated_prompts_sample(llm_folder, monkeypatch):
+    """generate_completions runs a prompt's positions once for its group (the cache is repeated G
+    times), then the G rows decode: the same completions as G copies of the prompt."""
+    from mllm.core.train import grpo
+
+    if not grpo.SHARED_PREFILL:
+        pytest.skip("transformers < 5 cannot continue generate from a prompt cache with inputs_embeds")
+    model = sft_model(llm_folder)
+    prompts = [model.example(r, with_answer=False) for r in records(3)]
+    config = GRPOConfig(group_size=4, max_new_tokens=6)
+    rows = []
+    layer = model.llm.get_base_model().model.layers[0]
+    hook = layer.register_forward_hook(lambda module, args, output: rows.append(tuple(args[0].shape[:2])))
+    try:
+        shared = grpo.generate_completions(model, prompts, config, [7, 8, 9])
+        first_shared, rows[:] = rows[0], []
+        monkeypatch.setattr(grpo, "SHARED_PREFILL", False)
+        repeated = grpo.generate_completions(model, prompts, config, [7, 8, 9])
+        first_repeated = rows[0]
+    finally:
+        hook.remove()
+    assert shared == repeated and len(shared) == 12
+    assert first_shared[0] == 3 and first_repeated[0] == 12  # one prefill row per prompt, not per completion
+    assert first_shared[1] == first_repeated[1] - 1  # the last prompt position runs with the new tokens
+
+
 def test_token_logps_are_the_models_log_probabilities_of_the_answer(llm_folder):
     model = sft_model(llm_folder)
     batch = model.batch(records(2), padding_side="right")

@@ -169,12 +169,13 @@ class MusicLLM(nn.Module):
     @torch.no_grad()
     def generate_ids(self, batch: Batch, max_new_tokens: int = 64, do_sample: bool = False,
                      temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                     logits_processor=None) -> list[list[int]]:
+                     logits_processor=None, cache=None) -> list[list[int]]:
         """New token ids per example, cut after the first stop token (kept). `batch` must be
         left-padded (the default of `collate`). Sampling uses the full distribution by default
         (top_k=0, top_p=1.0) so that a policy ratio computed later matches what was sampled.
         `logits_processor` (e.g. core.train.sampling.SeededSampler) turns greedy decoding into
-        its own sampling; `do_sample` must then be False."""
+        its own sampling; `do_sample` must then be False. `cache`: a KV cache of every position but
+        the last (transformers >= 5 then runs only the rest; core.train.grpo shares a prompt's)."""
         from transformers import GenerationConfig, LogitsProcessorList
 
         if bool((batch.attention_mask[:, -1] == 0).any()):
@@ -186,8 +187,9 @@ class MusicLLM(nn.Module):
         if logits_processor is not None and do_sample:
             raise ValueError("a logits_processor that samples replaces do_sample: give one of them")
         processors = LogitsProcessorList([logits_processor] if logits_processor is not None else [])
+        extra = {} if cache is None else {"cache": cache}
         new = self.llm.generate(inputs_embeds=self.embed(batch), attention_mask=batch.attention_mask,
-                                generation_config=config, logits_processor=processors)  # (B, N): only the new tokens
+                                generation_config=config, logits_processor=processors, **extra)  # (B, N): only the new tokens
         out = []
         for row in new.tolist():
             ids = []

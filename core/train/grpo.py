@@ -59,6 +59,7 @@ from typing import Collection, Iterator, Sequence
 import numpy as np
 import torch
 from safetensors.torch import save_file
+from transformers import __version__ as _transformers_version
 
 from mllm.core.encoders.for_model import ModelEncoder
 from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
@@ -312,17 +313,35 @@ def generate_completions(model: MusicLLM, prompts: Sequence[Example], config: GR
     group, from one batched KV-cached call; completion k of prompt i draws from its own random
     stream `row_seed(seeds[i], k)` (core/train/sampling.py), whatever the batch or the rank. The
     seam for another generation engine: prompts and seeds in, token ids out."""
-    repeated = [prompt for prompt in prompts for _ in range(config.group_size)]
+    G = config.group_size
+    repeated = [prompt for prompt in prompts for _ in range(G)]
     batch = model.collate(repeated, "left").to(model.device)
-    sampler = SeededSampler([row_seed(seed, k) for seed in seeds for k in range(config.group_size)],
-                            config.temperature, config.top_p)
+    sampler = SeededSampler([row_seed(seed, k) for seed in seeds for k in range(G)], config.temperature, config.top_p)
     was_training = model.training
     model.eval()
     try:
-        with autocast(config):
-            return model.generate_ids(batch, config.max_new_tokens, logits_processor=sampler)
+        with autocast(config), torch.no_grad():
+            cache = _shared_prefill(model, prompts, G) if SHARED_PREFILL and batch.input_ids.shape[1] > 1 else None
+            return model.generate_ids(batch, config.max_new_tokens, logits_processor=sampler, cache=cache)
     finally:
         model.train(was_training)
+
+
+# transformers >= 5 continues generation from a cache of the prompt's first positions given with the
+# full inputs_embeds (it runs the uncached rest); older releases would read input_ids instead.
+SHARED_PREFILL = int(_transformers_version.split(".")[0]) >= 5
+
+
+def _shared_prefill(model: MusicLLM, prompts: Sequence[Example], group_size: int):
+    """The KV cache of every prompt position but the last, computed once per prompt and repeated
+    for its group (generate then runs the last position and the new tokens): the group's G rows
+    share one prefill instead of G."""
+    batch = model.collate(prompts, "left").to(model.device)
+    out = model.llm(inputs_embeds=model.embed(batch)[:, :-1], attention_mask=batch.attention_mask[:, :-1],
+                    position_ids=batch.position_ids[:, :-1], use_cache=True, logits_to_keep=1)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    cache.batch_repeat_interleave(group_size)
+    return cache
 
 
 def autocast(config: GRPOConfig):
