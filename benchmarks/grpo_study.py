@@ -21,7 +21,7 @@ Finished stages are kept (a rerun reuses NAME-grpo, NAME-control and the answer 
 can be stopped and continued. Every command runs with `--threads` threads (default 1: two studies
 can share a 2-core machine, one per core).
 
-    python benchmarks/grpo_study.py /tmp/study/key --sft run-t450 --name v1 --task key \\
+    python benchmarks/grpo_study.py /tmp/study/key --sft run-t450 --name v2 --task key \\
         -- --steps 40 --batch-size 4 --group-size 8 --lr 2e-5 --beta 0.04 --max-new-tokens 16
 
 Prints a table (stderr) and writes NAME.study.json in the folder: per system the metrics with
@@ -119,10 +119,11 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples of the intervals and paired tests")
     parser.add_argument("--control-steps", type=int, default=0,
                         help="extra SFT steps of the control (0: matched to the GRPO run's CPU seconds)")
-    parser.add_argument("grpo_options", nargs=argparse.REMAINDER, help="after --: options of mllm grpo")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)  # after --: the options of mllm grpo
+    args = parser.parse_args(argv[:cut])
     folder, threads = args.folder.resolve(), args.threads
-    options = [o for o in args.grpo_options if o != "--"]
+    options = argv[cut + 1:]
     instructions = folder / "instr.jsonl"
     sft = folder / args.sft
     grpo, control = f"{args.name}-grpo", f"{args.name}-control"
@@ -176,6 +177,8 @@ def main() -> None:
     report = {
         "folder": str(folder), "task": args.task, "split": "test", "n": scores["a: SFT"]["n"],
         "grpo_options": options, "control_extra_steps": extra, "sft_steps": base_steps,
+        # what the GRPO run was trained with (its checkpoint's own record; a reused run keeps its options)
+        "grpo_config": json.loads((folder / grpo / "trainer_state.json").read_text())["config"],
         "cpu_seconds": {"grpo": grpo_cpu, "control": control_cpu},
         "systems": {label: {"checkpoint": systems[label], "parse_rate": s["parse_rate"], "metrics": s["metrics"]}
                     for label, s in scores.items()},
