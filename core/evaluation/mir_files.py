@@ -2,7 +2,8 @@
 
 Scoring needs two passes over the input when a classification or tagging task has no label set
 given (a pass collects the reference labels, made when the first such record comes up; other
-tasks are read once): inputs are opened by core.evaluation.inputs. The summary keeps a few numbers per item, not the records.
+tasks are read once): inputs are opened by core.evaluation.inputs. The summary keeps a few
+numbers per item, not the records.
 """
 
 from __future__ import annotations
