@@ -77,11 +77,14 @@ def test_the_reference_is_the_sft_policy_and_step_zero_has_no_kl(llm_folder, vow
     assert first["kl"] == 0.0
 
 
-def test_group_log_probs_share_the_prompt_pass_and_equal_the_full_sequences(llm_folder):
+@pytest.mark.parametrize("slices_logits", [True, False])
+def test_group_log_probs_share_the_prompt_pass_and_equal_the_full_sequences(llm_folder, slices_logits):
     """group_token_logps runs each prompt once and its G completions on its KV cache: the same
     log-probs, entropies and adapter gradients as token_logps on prompt + completion, for prompts
-    of different lengths (audio of 3-5 frames, longer questions) and completions of 1-6 tokens."""
+    of different lengths (audio of 3-5 frames, longer questions) and completions of 1-6 tokens;
+    also for an LLM whose forward cannot slice the logits (every position's are computed)."""
     model = sft_model(llm_folder)
+    model.slices_logits = slices_logits
     model.train()
     rng = np.random.default_rng(1)
     prompts = []

@@ -338,7 +338,7 @@ def _shared_prefill(model: MusicLLM, prompts: Sequence[Example], group_size: int
     share one prefill instead of G."""
     batch = model.collate(prompts, "left").to(model.device)
     out = model.llm(inputs_embeds=model.embed(batch)[:, :-1], attention_mask=batch.attention_mask[:, :-1],
-                    position_ids=batch.position_ids[:, :-1], use_cache=True, logits_to_keep=1)
+                    position_ids=batch.position_ids[:, :-1], use_cache=True, **_last_logits_only(model))
     cache = getattr(out, "cache", None) or out.past_key_values
     cache.batch_repeat_interleave(group_size)
     return cache
@@ -406,7 +406,7 @@ def group_token_logps(model: MusicLLM, prompts: Sequence[Example], completions: 
     device = model.device
     prompt_batch = model.collate([Example(p.before, p.after, [], p.audio) for p in prompts], "left").to(device)
     out = model.llm(inputs_embeds=model.embed(prompt_batch), attention_mask=prompt_batch.attention_mask,
-                    position_ids=prompt_batch.position_ids, use_cache=True, logits_to_keep=1)
+                    position_ids=prompt_batch.position_ids, use_cache=True, **_last_logits_only(model))
     first = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # (BG, V): predicts token 0
     cache = getattr(out, "cache", None) or out.past_key_values  # transformers 5 renamed it
     cache.batch_repeat_interleave(group_size)
@@ -437,6 +437,11 @@ def group_token_logps(model: MusicLLM, prompts: Sequence[Example], completions: 
     where[:, 0] = torch.arange(rows, device=device)
     logits = torch.cat([first, rest.to(first.dtype)])[where[mask]]  # (N_tokens, V)
     return _per_token(logits, ids[mask], mask, temperature, with_entropy)
+
+
+def _last_logits_only(model: MusicLLM) -> dict:
+    """The forward option that computes the logits of the last position alone, where the LLM has it."""
+    return {"logits_to_keep": 1} if model.slices_logits else {}
 
 
 def _cache_keyword(llm) -> str:
