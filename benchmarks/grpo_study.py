@@ -8,10 +8,10 @@ finished `mllm sft` checkpoint of them (a). The script
    seconds it used (the child's own user + system time, os.wait4);
 2. runs the control (b): a copy of A trained on with `mllm sft --resume NAME-control --extend-to
    S + k` (the run's own options, its cosine recomputed for S + k steps), where k is the number of
-   SFT steps that cost the CPU seconds of (c): k = GRPO CPU seconds / the median `s_per_step` of a
-   10-step probe of the same continuation (one thread each, so wall per step = CPU per step). The
-   report prints both runs' measured CPU seconds: the control's compute is a measurement, not a
-   promise;
+   SFT steps that cost what (c) cost: k = the GRPO run's summed `s_per_step` / the median
+   `s_per_step` of a 10-step probe of the same continuation (both wall seconds per step with the
+   same threads, model loading left out). The report prints both runs' measured CPU seconds: the
+   control's compute is a measurement, not a promise;
 3. answers the test split with each of a, b, c (`mllm caption` for key and other text answers,
    `mllm regress` for numeric targets) and scores them with `mllm eval-mir --split test`, then
    `--compare` c against a and c against b (paired bootstrap on the same items: the difference,
@@ -91,10 +91,11 @@ def answer(folder: Path, checkpoint: str, test: Path, kind: str, threads: int) -
     """The test split answered by one checkpoint (kept for a rerun)."""
     out = folder / f"{checkpoint}.answers.jsonl"
     if not out.exists():
-        command = "regress" if kind == "regression" else "caption"
+        # numeric tasks: the question of each record, its number read and clipped to the scale
+        command = ["regress", "--targets", "task"] if kind == "regression" else ["caption"]
         partial = out.with_suffix(".partial")
         with open(test, "rb") as source, open(partial, "wb") as sink:
-            mllm([command, "-", "--model", str(folder / checkpoint)], threads=threads, stdin=source, stdout=sink)
+            mllm([*command, "-", "--model", str(folder / checkpoint)], threads=threads, stdin=source, stdout=sink)
         partial.rename(out)
     return out
 
@@ -146,8 +147,11 @@ def main() -> None:
                    str(base_steps + 10), "--threads", str(threads)], threads=threads,
                   stdout_path=folder / f"{args.name}-probe.metrics.jsonl")
             shutil.rmtree(probe, ignore_errors=True)
+        # Both sides' step times are measured alike (wall seconds per step, model loading left out,
+        # the same threads): the GRPO run's total over the SFT probe's median step.
         per_step = statistics.median(m["s_per_step"] for m in metrics_lines(folder / f"{args.name}-probe.metrics.jsonl"))
-        extra = max(1, round(grpo_cpu / per_step))
+        grpo_seconds = sum(m["s_per_step"] for m in metrics_lines(folder / f"{grpo}.metrics.jsonl"))
+        extra = max(1, round(grpo_seconds / per_step))
 
     def run_control() -> float:
         shutil.rmtree(folder / control, ignore_errors=True)
