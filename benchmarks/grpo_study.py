@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples of the intervals and paired tests")
     parser.add_argument("--control-steps", type=int, default=0,
-                        help="extra SFT steps of the control (0: matched to the GRPO run's CPU seconds)")
+                        help="extra SFT steps of the control (0: as many as cost what the GRPO run cost)")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)  # after --: the options of mllm grpo
     args = parser.parse_args(argv[:cut])
@@ -135,7 +135,7 @@ def main() -> None:
          *options], threads=threads, stdout_path=folder / f"{grpo}.metrics.jsonl"))
     curve = [{k: m[k] for k in CURVE if k in m} for m in metrics_lines(folder / f"{grpo}.metrics.jsonl")]
 
-    # (b) the control: SFT trained on for the same CPU seconds
+    # (b) the control: SFT trained on for the same compute
     base_steps = trained_steps(sft)
     extra = args.control_steps
     if not extra:
