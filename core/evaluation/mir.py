@@ -158,7 +158,8 @@ class MirEvaluator:
 
     def __init__(self, options: EvalOptions, label_sets: Mapping[str, LabelSet] | None = None):
         self.options = options
-        self.label_sets = label_sets if isinstance(label_sets, LabelSets) else dict(label_sets or {})
+        # kept as given (not copied, not tested for emptiness): a LabelSets collects on first lookup
+        self.label_sets = {} if label_sets is None else label_sets
         self.tasks: dict[tuple[str, str | None], TaskScores] = {}  # (task, split) -> its items
         self.n_records = 0
         self.n_failed = 0

@@ -82,7 +82,11 @@ class MusicLLM(nn.Module):
                                torch.zeros(1, 1), tokenizer, system_prompt)
         self.stop_ids = sorted({tokenizer.eos_token_id, probe.answer[-1]} - {None})
         base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
-        self.slices_logits = "logits_to_keep" in inspect.signature(base.forward).parameters
+        forward_options = inspect.signature(base.forward).parameters
+        self.slices_logits = "logits_to_keep" in forward_options
+        # The name of the KV-cache argument (and output field): `cache` in recent transformers,
+        # `past_key_values` before the rename.
+        self.cache_keyword = "cache" if "cache" in forward_options else "past_key_values"
 
     @classmethod
     def build(cls, llm: str = "smollm2", *, encoder: dict, projector: dict | None = None,
@@ -187,7 +191,7 @@ class MusicLLM(nn.Module):
         if logits_processor is not None and do_sample:
             raise ValueError("a logits_processor that samples replaces do_sample: give one of them")
         processors = LogitsProcessorList([logits_processor] if logits_processor is not None else [])
-        extra = {} if cache is None else {"cache": cache}
+        extra = {} if cache is None else {self.cache_keyword: cache}  # generate passes it to forward
         new = self.llm.generate(inputs_embeds=self.embed(batch), attention_mask=batch.attention_mask,
                                 generation_config=config, logits_processor=processors, **extra)  # (B, N): only the new tokens
         out = []

@@ -45,7 +45,6 @@ was never stopped (tested in a fresh process).
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -336,12 +335,23 @@ def _shared_prefill(model: MusicLLM, prompts: Sequence[Example], group_size: int
     """The KV cache of every prompt position but the last, computed once per prompt and repeated
     for its group (generate then runs the last position and the new tokens): the group's G rows
     share one prefill instead of G."""
-    batch = model.collate(prompts, "left").to(model.device)
-    out = model.llm(inputs_embeds=model.embed(batch)[:, :-1], attention_mask=batch.attention_mask[:, :-1],
-                    position_ids=batch.position_ids[:, :-1], use_cache=True, **_last_logits_only(model))
-    cache = getattr(out, "cache", None) or out.past_key_values
-    cache.batch_repeat_interleave(group_size)
+    _, cache, _ = _repeated_prompt_cache(model, prompts, group_size, drop_last=True)
     return cache
+
+
+def _repeated_prompt_cache(model: MusicLLM, prompts: Sequence[Example], group_size: int, drop_last: bool = False):
+    """One forward pass of the B prompts (left-padded, their answers ignored) with a KV cache ->
+    (the last position's logits (B, V), the cache repeated `group_size` times along the batch,
+    the prompts' attention mask (B, L)). With `drop_last` the last position is left out of the
+    pass (generate runs it)."""
+    batch = model.collate([Example(p.before, p.after, [], p.audio) for p in prompts], "left").to(model.device)
+    end = -1 if drop_last else None
+    out = model.llm(inputs_embeds=model.embed(batch)[:, :end], attention_mask=batch.attention_mask[:, :end],
+                    position_ids=batch.position_ids[:, :end], use_cache=True,
+                    **({"logits_to_keep": 1} if model.slices_logits else {}))
+    cache = getattr(out, model.cache_keyword)
+    cache.batch_repeat_interleave(group_size)
+    return out.logits[:, -1], cache, batch.attention_mask
 
 
 def autocast(config: GRPOConfig):
@@ -404,12 +414,8 @@ def group_token_logps(model: MusicLLM, prompts: Sequence[Example], completions: 
     group, none empty. Returns (logps (BG, T), mask (BG, T), entropy or None), T the longest one.
     """
     device = model.device
-    prompt_batch = model.collate([Example(p.before, p.after, [], p.audio) for p in prompts], "left").to(device)
-    out = model.llm(inputs_embeds=model.embed(prompt_batch), attention_mask=prompt_batch.attention_mask,
-                    position_ids=prompt_batch.position_ids, use_cache=True, **_last_logits_only(model))
-    first = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # (BG, V): predicts token 0
-    cache = getattr(out, "cache", None) or out.past_key_values  # transformers 5 renamed it
-    cache.batch_repeat_interleave(group_size)
+    last, cache, prompt_mask = _repeated_prompt_cache(model, prompts, group_size)
+    first = last.repeat_interleave(group_size, dim=0)  # (BG, V): predicts token 0
     lengths = torch.tensor([len(ids) for ids in completions], device=device)
     if int(lengths.min()) < 1:
         raise ValueError("every completion needs at least one token")
@@ -417,14 +423,14 @@ def group_token_logps(model: MusicLLM, prompts: Sequence[Example], completions: 
     mask = torch.arange(width, device=device).unsqueeze(0) < lengths.unsqueeze(1)  # (BG, T)
     ids = torch.full((len(completions), width), model.tokenizer.pad_token_id, dtype=torch.long, device=device)
     ids[mask] = torch.tensor([t for row in completions for t in row], dtype=torch.long, device=device)
-    prompt_mask = prompt_batch.attention_mask.repeat_interleave(group_size, dim=0)
+    prompt_mask = prompt_mask.repeat_interleave(group_size, dim=0)
     starts = prompt_mask.sum(dim=1, keepdim=True)  # each prompt's real length: the completion's first position
     keep = torch.zeros_like(mask)
     keep[:, :-1] = mask[:, 1:]  # completion position t predicts token t + 1
     inputs = dict(inputs_embeds=model.llm.get_input_embeddings()(ids),
                   attention_mask=torch.cat([prompt_mask, mask.long()], dim=1),
                   position_ids=starts + torch.arange(width, device=device).unsqueeze(0),
-                  use_cache=True, **{_cache_keyword(model.llm): cache})
+                  use_cache=True, **{model.cache_keyword: cache})
     if model.slices_logits:
         rest = model.llm(**inputs, logits_to_keep=keep).logits  # (N, V)
     else:
@@ -437,17 +443,6 @@ def group_token_logps(model: MusicLLM, prompts: Sequence[Example], completions: 
     where[:, 0] = torch.arange(rows, device=device)
     logits = torch.cat([first, rest.to(first.dtype)])[where[mask]]  # (N_tokens, V)
     return _per_token(logits, ids[mask], mask, temperature, with_entropy)
-
-
-def _last_logits_only(model: MusicLLM) -> dict:
-    """The forward option that computes the logits of the last position alone, where the LLM has it."""
-    return {"logits_to_keep": 1} if model.slices_logits else {}
-
-
-def _cache_keyword(llm) -> str:
-    """The forward's name of the KV cache argument: `cache` in recent transformers, `past_key_values` before."""
-    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 # ---- the loop ---------------------------------------------------------------------------------
