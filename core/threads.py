@@ -69,9 +69,16 @@ def choose_threads(requested: int | None = None, environ: dict | None = None) ->
 
 def use_threads(count: int, workers: int = 1) -> None:
     """Size every thread pool of this process to `count`, and those of the processes it starts:
-    `workers` processes working at once share the count (at least one thread each)."""
+    `workers` processes working at once share the count (at least one thread each).
+
+    numba's pool: sized by NUMBA_NUM_THREADS when it starts (numba reads the variable again at
+    every compilation, and refuses a new value once its threads run). Before it starts, setting
+    the variable is enough; once started (an earlier call in the same process), its size is fixed,
+    the variable keeps it and `count` of its threads are used."""
+    numba_started = _numba_pool_started()
     for name in POOL_VARIABLES:
-        os.environ[name] = str(max(1, count // workers))
+        if not (name == "NUMBA_NUM_THREADS" and numba_started):
+            os.environ[name] = str(max(1, count // workers))
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=count)  # OpenBLAS/MKL/OpenMP already loaded (numpy, scipy, torch)
@@ -79,7 +86,15 @@ def use_threads(count: int, workers: int = 1) -> None:
         import torch
 
         torch.set_num_threads(count)
-    if "numba" in sys.modules:
+    if numba_started:
         import numba
 
         numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+
+
+def _numba_pool_started() -> bool:
+    if "numba" not in sys.modules:
+        return False
+    from numba.np.ufunc import parallel
+
+    return bool(parallel._is_initialized)

@@ -224,3 +224,40 @@ def test_one_array_resamples_as_the_paired_draw_does():
     alone = bs.bootstrap_interval(bs.mean_statistic, (x,), seed=5)
     paired = bs.bootstrap_interval(lambda a, b: a.mean(axis=-1), (x, np.zeros(200)), seed=5)
     assert (alone.low, alone.high) == (paired.low, paired.high)
+
+
+@pytest.mark.parametrize("successes, n", [(0, 7), (3, 7), (7, 7), (1, 1), (42, 100), (999, 1000)])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_clopper_pearson_equals_scipy_binomtest(successes, n, confidence):
+    import scipy.stats
+
+    scipy_interval = scipy.stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="exact")
+    assert bs.clopper_pearson(successes, n, confidence) == pytest.approx((scipy_interval.low, scipy_interval.high), abs=1e-10)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("n, n_resamples", [(37, 1000), (bs.MAX_BATCH_ELEMENTS // 300, 700)])
+def test_same_distribution_and_interval_as_scipy_bootstrap(paired, n, n_resamples):
+    # the bootstrap is written out (no scipy.stats import); it must draw and cut what scipy does
+    import scipy.stats
+
+    x, y = rng(2).normal(0, 1, n), rng(3).normal(0, 1, n)
+    data = (x, y) if paired else (x,)
+    statistic = (lambda a, b: (a * b).mean(axis=-1)) if paired else bs.mean_statistic
+    batch = max(1, min(n_resamples, bs.MAX_BATCH_ELEMENTS // n))
+    expected = scipy.stats.bootstrap(
+        data, lambda *arrays, axis=-1: statistic(*arrays), n_resamples=n_resamples, batch=batch, vectorized=True,
+        paired=paired, axis=-1, confidence_level=0.9, method="percentile", rng=np.random.default_rng(8),
+    )
+    got = bs._bootstrap(statistic, list(data), n_resamples, 0.9, 8)
+    np.testing.assert_allclose(got.distribution, expected.bootstrap_distribution, rtol=0, atol=1e-12)
+    assert (float(got.low), float(got.high)) == pytest.approx(tuple(expected.confidence_interval), abs=1e-12)
+
+
+def test_a_statistic_of_item_indices_gets_the_drawn_indices():
+    # data = (arange(n),): the statistic sees the indices themselves, the same as a look-up would give
+    n = 50
+    values = rng(4).normal(0, 1, n)
+    by_index = bs.bootstrap_interval(lambda index: values[index].mean(axis=-1), (np.arange(n),), seed=2)
+    by_value = bs.bootstrap_interval(bs.mean_statistic, (values,), seed=2)
+    assert (by_index.low, by_index.high) == (by_value.low, by_value.high)

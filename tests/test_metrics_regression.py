@@ -139,7 +139,7 @@ def test_metrics_over_items_equals_the_single_statistics(data):
 
 
 def test_metrics_over_items_matches_the_scalar_metrics_on_large_resamples():
-    # The counts form (one matrix product per batch): rounded values with many ties, a resample
+    # The counts form (the compiled sums of one batch): rounded values with many ties, a resample
     # that is constant in y_true, one constant in y_pred, and one holding a single item.
     n = 3000
     y_true = np.round(RNG.uniform(1, 9, n), 2)

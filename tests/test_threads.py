@@ -52,3 +52,26 @@ def test_use_threads_sizes_torch_blas_and_child_processes(monkeypatch):
         assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
     finally:
         use_threads(before)
+
+
+def test_use_threads_twice_in_one_process_with_numba_loaded():
+    # numba reads NUMBA_NUM_THREADS at every compilation and raises once its pool runs with another
+    # size: a second use_threads (two commands in one process, as the tests run them) must not
+    # change it under a running pool, and must not start the pool itself.
+    probe = (
+        "import numba\n"
+        "from numba.np.ufunc import parallel\n"
+        "from mllm.core.threads import use_threads\n"
+        "use_threads(1)\n"
+        "started_by_use_threads = parallel._is_initialized\n"
+        "use_threads(2)\n"
+        "numba.njit(lambda x: x + 1)(1)\n"  # a compilation re-reads the variable
+        "pool = numba.get_num_threads()\n"  # starts the pool: 2 threads, what the variable said
+        "use_threads(1)\n"
+        "numba.njit(lambda x: x + 2)(1)\n"
+        "print(started_by_use_threads, pool, numba.get_num_threads())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "2", "1"]

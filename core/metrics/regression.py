@@ -37,8 +37,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numba
 import numpy as np
-import scipy.stats
+
+# scipy.stats (pearsonr, spearmanr, rankdata) is imported in the functions that call it: it takes
+# ~1.5 s to import, and eval-mir's corpus statistics (metrics_over_items) do not need it.
 
 __all__ = [
     "validate", "r2", "rmse", "mae", "pearson", "spearman", "ccc", "evaluate",
@@ -158,6 +161,8 @@ def pearson(y_true, y_pred) -> float:
     y_true, y_pred = validate(y_true, y_pred)
     if y_true.size < 2 or _constant(y_true) or _constant(y_pred):
         return math.nan
+    import scipy.stats
+
     return float(scipy.stats.pearsonr(y_true, y_pred).statistic)
 
 
@@ -182,6 +187,8 @@ def spearman(y_true, y_pred) -> float:
     y_true, y_pred = validate(y_true, y_pred)
     if y_true.size < 2 or _constant(y_true) or _constant(y_pred):
         return math.nan
+    import scipy.stats
+
     return float(scipy.stats.spearmanr(y_true, y_pred).statistic)
 
 
@@ -304,6 +311,8 @@ def spearman_vectorised(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     Sorts every row: O(n log n) per row. For bootstrap resamples of one sample,
     :func:`statistics_over_items` has an O(n) exact version.
     """
+    import scipy.stats
+
     ranks_t = scipy.stats.rankdata(y_true, axis=-1)
     ranks_p = scipy.stats.rankdata(y_pred, axis=-1)
     return pearson_vectorised(ranks_t, ranks_p)
@@ -344,15 +353,6 @@ class _TieBlocks:
         self.unique, self.block = np.unique(values, return_inverse=True)  # block: (n,) in [0, n_blocks)
         self.block = self.block.ravel()
         self.n_blocks = self.unique.size
-        # The items in block order, and where each block starts in it (for block_counts).
-        self.order = np.argsort(self.block, kind="stable")
-        self.starts = np.searchsorted(self.block[self.order], np.arange(self.n_blocks))
-
-    def block_counts(self, counts: np.ndarray) -> np.ndarray:
-        """Copies of each item (B, n) -> copies of each block (B, n_blocks)."""
-        if not self.n_blocks:
-            return np.zeros((counts.shape[0], 0))
-        return np.add.reduceat(counts.take(self.order, axis=1), self.starts, axis=1)  # take: 3 x faster than [:, order]
 
     def centred_block_ranks(self, counts: np.ndarray, m: int) -> np.ndarray:
         """Block counts (B, n_blocks) of resamples of m values -> their average ranks minus the
@@ -384,23 +384,6 @@ def _spearman_of_indices(blocks_t: _TieBlocks, blocks_p: _TieBlocks, index: np.n
     sxy = np.einsum("ij,ij->i", ranks_t, ranks_p)
     sxx = (counts_t * block_rank_t**2).sum(axis=1)  # sum over the resample, by block
     syy = (counts_p * block_rank_p**2).sum(axis=1)
-    constant = (counts_t.max(axis=1) == m) | (counts_p.max(axis=1) == m)  # one block holds every value
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = sxy / np.sqrt(sxx * syy)
-    return np.where(constant, np.nan, np.clip(rho, -1.0, 1.0))
-
-
-def _spearman_of_counts(blocks_t: _TieBlocks, blocks_p: _TieBlocks, counts: np.ndarray,
-                        counts_t: np.ndarray, counts_p: np.ndarray, m: int) -> np.ndarray:
-    """Spearman's rho of resamples given as copies of each item, counts (B, n), and of each tie
-    block of y_true and y_pred, counts_t and counts_p (B, n_blocks); m values per resample."""
-    block_rank_t = blocks_t.centred_block_ranks(counts_t, m)
-    block_rank_p = blocks_p.centred_block_ranks(counts_p, m)
-    # sum over the resample of rank_t * rank_p = sum over items of copies * rank_t * rank_p
-    sxy = np.einsum("ij,ij,ij->i", counts, np.take(block_rank_t, blocks_t.block, axis=1),
-                    np.take(block_rank_p, blocks_p.block, axis=1))
-    sxx = np.einsum("ij,ij,ij->i", counts_t, block_rank_t, block_rank_t)  # by block
-    syy = np.einsum("ij,ij,ij->i", counts_p, block_rank_p, block_rank_p)
     constant = (counts_t.max(axis=1) == m) | (counts_p.max(axis=1) == m)  # one block holds every value
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = sxy / np.sqrt(sxx * syy)
@@ -452,6 +435,74 @@ def statistics_over_items(y_true, y_pred) -> dict[str, Callable[[np.ndarray], np
 METRICS = ("r2", "rmse", "mae", "pearson", "spearman", "ccc")
 
 
+# One pass per resample for every sum the six metrics need. Written by hand with numba because no
+# library reduces a bootstrap to these sums: numpy's version (bincount, a matrix product, the tie
+# block counts by reduceat, three gathers for Spearman) makes a dozen passes and temporaries over
+# the (resamples, items) arrays, about 3x the time. numba compiles it once per machine (cache=True;
+# ~1 s the first time); it starts no threads (no parallel=True).
+_SUMS = ("s_t", "s_p", "s_tt", "s_pp", "s_tp", "sae", "sse", "sxy", "sxx", "syy")
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_ranks(counts, m, ranks):  # pragma: no cover (compiled)
+    """Copies of each tie block (n_blocks,) of a resample of m values -> the centred average rank
+    of each block into `ranks`, cumsum(c)[b] - c[b] / 2 - m / 2; returns the sum of the squared
+    ranks over the resample and the block holding all m values (-1 if none)."""
+    total, squares, mode = 0.0, 0.0, -1
+    for q in range(counts.shape[0]):
+        c = counts[q]
+        total += c
+        ranks[q] = total - 0.5 * c - 0.5 * m
+        squares += c * ranks[q] * ranks[q]
+        if c == m:
+            mode = q
+    return squares, mode
+
+
+@numba.njit(cache=True, nogil=True)
+def _resample_sums(index, ct, cp, abs_error, block_t, n_blocks_t, block_p, n_blocks_p):  # pragma: no cover (compiled)
+    """index (B, m) -> sums (B, 10) in the order of _SUMS, and the tie block holding all m values
+    of y_true and of y_pred (B, 2), -1 where there is none (the row is not constant).
+
+    ct, cp: y_true and y_pred centred on the sample means; sxy, sxx, syy are the Spearman sums of
+    the centred average ranks (see _TieBlocks). The item loops have no branch on the copies (a
+    zero adds nothing): about 2x faster than skipping the items a resample left out."""
+    b, m = index.shape
+    n = ct.shape[0]
+    sums = np.zeros((b, 10))
+    modes = np.full((b, 2), -1, np.int64)
+    counts = np.zeros(n, np.int32)
+    counts_t, counts_p = np.zeros(n_blocks_t), np.zeros(n_blocks_p)
+    rank_t, rank_p = np.zeros(n_blocks_t), np.zeros(n_blocks_p)
+    for r in range(b):
+        counts[:] = 0
+        counts_t[:] = 0.0
+        counts_p[:] = 0.0
+        for j in range(m):
+            counts[index[r, j]] += 1
+        s_t = s_p = s_tt = s_pp = s_tp = sae = sse = 0.0
+        for i in range(n):  # the sums weighted by the copies, and the copies of each tie block
+            c = float(counts[i])
+            ct_c, cp_c, ae_c = c * ct[i], c * cp[i], c * abs_error[i]
+            s_t += ct_c
+            s_p += cp_c
+            s_tt += ct_c * ct[i]
+            s_pp += cp_c * cp[i]
+            s_tp += ct_c * cp[i]
+            sae += ae_c
+            sse += ae_c * abs_error[i]
+            counts_t[block_t[i]] += c
+            counts_p[block_p[i]] += c
+        sxx, modes[r, 0] = _block_ranks(counts_t, m, rank_t)
+        syy, modes[r, 1] = _block_ranks(counts_p, m, rank_p)
+        sxy = 0.0
+        for i in range(n):
+            sxy += counts[i] * rank_t[block_t[i]] * rank_p[block_p[i]]
+        sums[r, 0], sums[r, 1], sums[r, 2], sums[r, 3], sums[r, 4] = s_t, s_p, s_tt, s_pp, s_tp
+        sums[r, 5], sums[r, 6], sums[r, 7], sums[r, 8], sums[r, 9] = sae, sse, sxy, sxx, syy
+    return sums, modes
+
+
 def metrics_over_items(y_true, y_pred) -> Callable[[np.ndarray], np.ndarray]:
     """All six metrics as ONE statistic of item indices, for bootstrap.bootstrap_intervals.
 
@@ -460,12 +511,12 @@ def metrics_over_items(y_true, y_pred) -> Callable[[np.ndarray], np.ndarray]:
     then serves all six (same resamples for the same seed, so the same intervals as six
     bootstraps of :func:`statistics_over_items`).
 
-    A resample is reduced to how many copies of each item it holds (``np.bincount``, as the
-    classification statistics do); every sum the six metrics need (of t, p, t^2, p^2, t p,
-    |p - t|, (p - t)^2, with t and p centred on the whole sample's means so that the variances
-    lose no digits) is then ONE matrix product counts (B, n) @ features (n, 7), and Spearman's
-    ranks follow from the same counts grouped by tie block (``_TieBlocks``): a few passes over
-    the items per resample instead of about thirty over the resampled values.
+    A resample is reduced to how many copies of each item it holds, as the classification
+    statistics do; every sum the six metrics need (of t, p, t^2, p^2, t p, |p - t|, (p - t)^2,
+    with t and p centred on the whole sample's means so that the variances lose no digits) is
+    then the copies times the item's values, and Spearman's ranks follow from the same copies
+    grouped by tie block (``_TieBlocks``): three passes over the items per resample (the compiled
+    ``_resample_sums``) instead of about thirty over the resampled values.
 
     Examples
     --------
@@ -488,24 +539,20 @@ def metrics_over_items(y_true, y_pred) -> Callable[[np.ndarray], np.ndarray]:
     blocks_t, blocks_p = _TieBlocks(y_true), _TieBlocks(y_pred)
     centre_t = float(y_true.mean()) if n else 0.0
     centre_p = float(y_pred.mean()) if n else 0.0
-    ct, cp, error = y_true - centre_t, y_pred - centre_p, y_pred - y_true
-    # columns: sum ct, sum cp, sum ct^2, sum cp^2, sum ct cp, sum |e|, sum e^2 (weighted by the counts)
-    features = np.stack([ct, cp, ct * ct, cp * cp, ct * cp, np.abs(error), error * error], axis=1)
+    ct, cp, abs_error = y_true - centre_t, y_pred - centre_p, np.abs(y_pred - y_true)
 
     def statistic(index: np.ndarray) -> np.ndarray:
         index = np.asarray(index)
-        rows = index.reshape(-1, index.shape[-1])  # (B, m)
-        b, m = rows.shape
-        flat = rows + (np.arange(b) * n)[:, None]  # row r counts its items in [r*n, (r+1)*n)
-        counts = np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(float)  # (B, n)
-        sums = counts @ features  # (B, 7)
-        s_t, s_p, s_tt, s_pp, s_tp, sae, sse = sums.T
-        counts_t, counts_p = blocks_t.block_counts(counts), blocks_p.block_counts(counts)  # (B, n_blocks)
+        rows = np.ascontiguousarray(index.reshape(-1, index.shape[-1]), dtype=np.int64)  # (B, m)
+        m = rows.shape[1]
+        sums, modes = _resample_sums(rows, ct, cp, abs_error, blocks_t.block, blocks_t.n_blocks,
+                                     blocks_p.block, blocks_p.n_blocks)
+        s_t, s_p, s_tt, s_pp, s_tp, sae, sse, sxy, sxx, syy = sums.T
         # A constant row (one tie block holds all m values) gets its value as mean and exact zero
         # deviations, as _centred gives it (a variance of 1e-34 instead of 0 is no NaN).
-        constant_t, constant_p = counts_t.max(axis=1) == m, counts_p.max(axis=1) == m
-        mean_t = np.where(constant_t, blocks_t.unique[counts_t.argmax(axis=1)], centre_t + s_t / m)
-        mean_p = np.where(constant_p, blocks_p.unique[counts_p.argmax(axis=1)], centre_p + s_p / m)
+        constant_t, constant_p = modes[:, 0] >= 0, modes[:, 1] >= 0
+        mean_t = np.where(constant_t, blocks_t.unique[np.maximum(modes[:, 0], 0)], centre_t + s_t / m)
+        mean_p = np.where(constant_p, blocks_p.unique[np.maximum(modes[:, 1], 0)], centre_p + s_p / m)
         stt = np.where(constant_t, 0.0, s_tt - s_t * s_t / m)
         spp = np.where(constant_p, 0.0, s_pp - s_p * s_p / m)
         stp = np.where(constant_t | constant_p, 0.0, s_tp - s_t * s_p / m)
@@ -514,7 +561,7 @@ def metrics_over_items(y_true, y_pred) -> Callable[[np.ndarray], np.ndarray]:
             np.sqrt(sse / m),
             sae / m,
             _correlation_from(stp, stt, spp, constant_t | constant_p),
-            _spearman_of_counts(blocks_t, blocks_p, counts, counts_t, counts_p, m),
+            _correlation_from(sxy, sxx, syy, constant_t | constant_p),  # Spearman: Pearson's r of the ranks
             _ccc_from(stp, stt, spp, mean_t, mean_p, m),
         ])  # (6, B)
         return out.reshape((len(METRICS), *index.shape[:-1]))

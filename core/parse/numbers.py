@@ -51,24 +51,31 @@ Rules:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from mllm.core.parse.found import Found
 from mllm.core.parse.numerals import Numeral, find_numerals
 
 __all__ = ["find_number", "read_number"]
 
+# The *_AFTER patterns are matched where a number ends (pattern.match(text, end): no "^", no
+# copy of the rest of the text). The *_BEFORE patterns are searched in the LOOK_BACK characters
+# before a number, not in the whole text before it: a search anchored at the end ("...\s*$")
+# still tries every start position, and on long answers that was most of the reader's time.
+LOOK_BACK = 64
 RANGE_JOIN = re.compile(r"^\s*(?:-|–|—|to|and|or)\s*$", re.I)
-SCALE_WORD_AFTER = re.compile(r"^\s*(?:-?\s?point\s+)?(?:scale|range|rating\s+scale|likert)\b", re.I)
+SCALE_WORD_AFTER = re.compile(r"\s*(?:-?\s?point\s+)?(?:scale|range|rating\s+scale|likert)\b", re.I)
 SCALE_WORD_BEFORE = re.compile(r"\b(?:scale|range)\s+(?:of|from|between)\s+$", re.I)
 OUT_OF_BEFORE = re.compile(r"(?:\bout\s+of|/)\s*$", re.I)
 UNIT_AFTER = re.compile(
-    r"^\s*(?:bpm\b|b\.p\.m|beats?\b|hz\b|khz\b|db\b|s\b|sec|seconds?\b|ms\b|min(?:ute)?s?\b|bars?\b|measures?\b|years?\b|/\s*4\b|/\s*8\b|th\b|st\b|nd\b|rd\b)",
+    r"\s*(?:bpm\b|b\.p\.m|beats?\b|hz\b|khz\b|db\b|s\b|sec|seconds?\b|ms\b|min(?:ute)?s?\b|bars?\b|measures?\b|years?\b|/\s*4\b|/\s*8\b|th\b|st\b|nd\b|rd\b)",
     re.I,
 )
+LIST_MARKER_AFTER = re.compile(r"[.)]\s+\D")
+DIGIT_SLASH_BEFORE = re.compile(r"\d\s*/\s*$")
 ENUMERATOR_BEFORE = re.compile(r"\b(?:examples?|options?|steps?|questions?|samples?)\s*#?\s*$", re.I)
-LIST_MARKER = re.compile(r"(?:^|\n)\s*$")
 # "where 1 is calm and 9 is excited": a scale bound followed by what it means.
-ANCHOR_AFTER = re.compile(r"^\s*(?:=|is|means|being|represents|indicates|stands\s+for)\s+(?:the\s+|very\s+|extremely\s+|most\s+|least\s+|not\s+)*[a-z]", re.I)
+ANCHOR_AFTER = re.compile(r"\s*(?:=|is|means|being|represents|indicates|stands\s+for)\s+(?:the\s+|very\s+|extremely\s+|most\s+|least\s+|not\s+)*[a-z]", re.I)
 # Words that introduce the answer: "I rate it 6", "a score of 5", "I would assign a 3.6".
 ANSWER_CUE = re.compile(
     r"\b(?:rate|rated|rating|score|scored|assign|assigned|give|gave|estimate|estimated|predict|predicted|"
@@ -78,8 +85,13 @@ ANSWER_CUE = re.compile(
 
 
 def _is_list_marker(text: str, numeral: Numeral) -> bool:
-    """'1. Arousal: 6' or '2) ...': an enumerator at the start of a line."""
-    return bool(LIST_MARKER.search(text[: numeral.start])) and bool(re.match(r"[.)]\s+\D", text[numeral.end :]))
+    """'1. Arousal: 6' or '2) ...': an enumerator at the start of a line (only white space
+    between it and the start of the text or a line break)."""
+    if not LIST_MARKER_AFTER.match(text, numeral.end):
+        return False
+    before = text[: numeral.start]
+    kept = before.rstrip()
+    return not kept or "\n" in before[len(kept):]
 
 
 def _candidates(text: str, scale: tuple[float, float]) -> list[tuple[float, Numeral, Numeral]]:
@@ -91,39 +103,46 @@ def _candidates(text: str, scale: tuple[float, float]) -> list[tuple[float, Nume
     while i < len(numerals):
         a = numerals[i]
         b = numerals[i + 1] if i + 1 < len(numerals) else None
-        before = text[: a.start]
+        before = text[max(0, a.start - LOOK_BACK) : a.start]
         if b is not None and RANGE_JOIN.match(text[a.end : b.start]):
-            after_b = text[b.end :]
             is_scale = (
-                SCALE_WORD_AFTER.match(after_b)
+                SCALE_WORD_AFTER.match(text, b.end)
                 or SCALE_WORD_BEFORE.search(before)
                 or (a.value, b.value) == (low, high)
             )
             if is_scale:  # "1-9 scale", "scale of 1 to 9", "from 1 to 9"
                 i += 2
                 continue
-            if a.value < b.value and low <= a.value and b.value <= high and not UNIT_AFTER.match(after_b):
+            if a.value < b.value and low <= a.value and b.value <= high and not UNIT_AFTER.match(text, b.end):
                 out.append(((a.value + b.value) / 2, a, b))  # a range of answers: its midpoint
                 i += 2
                 continue
         i += 1
-        after = text[a.end :]
-        if OUT_OF_BEFORE.search(before) or SCALE_WORD_AFTER.match(after):
+        if OUT_OF_BEFORE.search(before) or SCALE_WORD_AFTER.match(text, a.end):
             continue  # the N of "7/9", "out of 9", "a 9-point scale"
-        if UNIT_AFTER.match(after) or re.search(r"\d\s*/\s*$", before) or _is_list_marker(text, a):
+        if UNIT_AFTER.match(text, a.end) or DIGIT_SLASH_BEFORE.search(before) or _is_list_marker(text, a):
             continue
         if ENUMERATOR_BEFORE.search(before):
             continue
-        if a.value in (low, high) and ANCHOR_AFTER.match(after):
+        if a.value in (low, high) and ANCHOR_AFTER.match(text, a.end):
             continue
         out.append((a.value, a, a))
     return out
 
 
-def _example_values(question: str, scale: tuple[float, float]) -> set[float]:
-    """The example answers a question shows: its numbers inside the scale, bounds and scale mentions left out."""
+@lru_cache(maxsize=256)
+def _example_values(question: str, scale: tuple[float, float]) -> frozenset[float]:
+    """The example answers a question shows: its numbers inside the scale, bounds and scale mentions left out.
+
+    Cached: the items of a benchmark file usually share one prompt, and reading its examples
+    (a few hundred characters) costs more than reading the answer."""
     low, high = scale
-    return {c[0] for c in _candidates(question, scale) if low < c[0] < high}
+    return frozenset(c[0] for c in _candidates(question, scale) if low < c[0] < high)
+
+
+@lru_cache(maxsize=64)
+def _mention_pattern(name: str) -> re.Pattern:
+    return re.compile(rf"\b{re.escape(name)}\b", re.I)
 
 
 def find_number(
@@ -150,7 +169,7 @@ def find_number(
         return Found(value, text[first.start : last.end], first.start, last.end)
 
     if name:
-        for mention in re.finditer(rf"\b{re.escape(name)}\b", text, re.I):
+        for mention in _mention_pattern(name).finditer(text):
             for candidate in candidates:
                 if candidate[1].start >= mention.end() and not re.search(r"[,;.\n!?]\s", text[mention.end() : candidate[1].start]):
                     return found(candidate)

@@ -60,7 +60,8 @@ DIGITS_RE = re.compile(
     r"(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-−+]?\d+)?)(?![\d])"
 )
 ZERO_PADDED = re.compile(r"0\d+")  # "07", "001": a number in a name, not a quantity
-NAME_BEFORE = re.compile(r"\b(?:no\.|nr\.|op\.|opus|track|loop|vol\.|volume)\s*$", re.I)
+NAME_WORDS = ("no.", "nr.", "op.", "opus", "track", "loop", "vol.", "volume")
+NAME_BEFORE = re.compile(rf"\b(?:{'|'.join(re.escape(word) for word in NAME_WORDS)})\s*$", re.I)
 # A run of number words ("one hundred and twenty", "six and a half", "seven point five").
 WORDS_RE = re.compile(
     rf"\b(?:(?:{_WORD})\b(?:[\s-]+(?:and\s+)?(?:a\s+half|(?:{_WORD})\b|point\s+(?:(?:{_WORD})\b\s*)+))*"
@@ -111,13 +112,21 @@ def words_to_number(text: str) -> float | None:
     return total + current if seen else None
 
 
+def _after_name_word(text: str, start: int) -> bool:
+    """A catalogue word ("No.", "Op.", "track", ...) just before position `start` (NAME_BEFORE).
+    The text before ends with one of NAME_WORDS, a test of literals, before the regex (its word
+    boundary) runs: the regex alone was a tenth of the reader's time."""
+    before = text[max(0, start - 16) : start]
+    return before.rstrip().lower().endswith(NAME_WORDS) and NAME_BEFORE.search(before) is not None
+
+
 def find_numerals(text: str) -> list[Numeral]:
     """Every number in `text`, in reading order, with its span."""
     found: list[Numeral] = []
     for match in DIGITS_RE.finditer(text):
         number = match.group("num").replace(",", "").replace("−", "-")
         value = float(number)
-        if not math.isfinite(value) or ZERO_PADDED.fullmatch(number) or NAME_BEFORE.search(text[max(0, match.start() - 16) : match.start()]):
+        if not math.isfinite(value) or ZERO_PADDED.fullmatch(number) or _after_name_word(text, match.start()):
             continue
         if match.group("sign") in ("-", "−"):
             value = -value
