@@ -175,7 +175,9 @@ def hub_reachable(endpoint: str, timeout: float = 5.0) -> tuple[bool, str]:
 def _hub(check: bool) -> dict[str, Any]:
     endpoint = os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    cache = os.environ.get("HF_HUB_CACHE") or str(Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub")
+    # huggingface_hub's defaults: $HF_HUB_CACHE, else $HF_HOME/hub, HF_HOME = $XDG_CACHE_HOME/huggingface
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    cache = os.environ.get("HF_HUB_CACHE") or str(Path(home) / "hub")
     out: dict[str, Any] = {"endpoint": endpoint, "offline_mode": offline, "cache": cache}
     if offline:
         out["reachable"], out["detail"] = None, "not checked (HF_HUB_OFFLINE is set)"

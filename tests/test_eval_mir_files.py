@@ -143,3 +143,29 @@ def test_the_label_pass_is_made_only_when_a_task_needs_it():
     # the label set is every reference label, as one first pass gives it: "jazz" is a label (g1's
     # reference), so the answer "jazz" to g3 is read (wrong), not unparsed
     assert written[7]["eval"]["parse_ok"] is True and written[7]["prediction"]["genre"] == "jazz"
+
+
+def test_tempo_and_numeric_files_do_not_import_scipy_stats_or_mir_eval(tmp_path):
+    # eval-mir's start-up: the kinds import mir_eval (and with it scipy.stats, ~1.5 s) only for
+    # the tasks that score with it; the bootstrap and Clopper-Pearson need neither
+    import subprocess
+    import sys
+
+    records = [{"id": f"t{i}", "task": "tempo", "response": f"{100 + i} BPM", "reference": 100.0} for i in range(30)]
+    records += [{"id": f"a{i}", "task": "arousal", "response": f"I rate it {1 + i % 9}", "reference": 5.0} for i in range(30)]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    probe = (
+        "import sys, json\n"
+        "from typer.testing import CliRunner\n"
+        "from mllm.cli.main import app\n"
+        f"result = CliRunner().invoke(app, ['eval-mir', {str(path)!r}, '--bootstrap', '200'])\n"
+        "summary = json.loads(result.stdout)\n"
+        "print(json.dumps([result.exit_code, sorted(summary['tasks']),"
+        " [m for m in ('scipy.stats', 'mir_eval', 'sklearn') if m in sys.modules]]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    exit_code, tasks, imported = json.loads(out.stdout.strip().splitlines()[-1])
+    assert exit_code == 0 and tasks == ["arousal", "tempo"]
+    assert imported == []

@@ -39,7 +39,7 @@ Adding a kind: a subclass below (task names, field names, the four steps), an en
 and its tests.
 
 Imports: the metric and parser modules built on mir_eval (key, beats, chords), scikit-learn
-(classification) or scipy.stats (regression) are imported inside the kind that uses them, so
+(classification) or numba (regression) are imported inside the kind that uses them, so
 that each evaluation loads only what its tasks need: mir_eval imports scipy.stats, about 1.7 s
 of a 10 s evaluation of 100k tempo answers.
 """
