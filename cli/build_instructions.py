@@ -9,7 +9,7 @@ import typer
 
 from mllm.cli.common import (
     ALLOW_ERRORS_HELP, FORMAT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, progress,
-    refuse_output_over_input, stream_errors,
+    overwrite_option, refuse_overwrite, stream_errors,
 )
 from mllm.core.evaluation.tasks import TaskError, parse_scale
 from mllm.core.instructions.adapters import ADAPTERS, AdapterError, read_dataset
@@ -38,6 +38,7 @@ def command(
     dataset_options: list[str] = typer.Option([], "--dataset-option", help="KEY=VALUE for the adapter (e.g. split_dir=..., audio_dir=...); docs/instructions.md lists them."),
     allow_missing_audio: bool = typer.Option(False, "--allow-missing-audio", help="With --dataset: keep rows whose audio file is not there (default: leave them out, counted)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
+    overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     tasks: Optional[str] = typer.Option(None, "--tasks", help=f"Comma list of tasks (default: all): {', '.join(FAMILIES)}, or a numeric field's name (arousal, energy, ...)."),
     per_task: int = typer.Option(1, "--per-task", "--phrasings", min=1, help="Instruction records per (excerpt, task), each with another question phrasing."),
@@ -75,7 +76,7 @@ def command(
         raise fail("give either INPUT (records) or --dataset NAME --root DIR, not both")
     if dataset is None and input is None:
         input = "-"  # records on stdin, as every other command reads them
-    refuse_output_over_input(output, input)
+    refuse_overwrite(output, input, overwrite=overwrite)
     if dataset and not root:
         raise fail("--dataset needs --root DIR (the dataset's folder)")
     if split_from not in SPLIT_MODES:

@@ -10,7 +10,7 @@ import typer
 
 from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, device_option,
                              dtype_option, finish, max_new_tokens_option, open_generator, open_output, progress,
-                             refuse_output_over_input, resumed_ids, sample_option, set_threads, split_option,
+                             RESUMABLE_OVERWRITE_HELP, overwrite_option, refuse_overwrite, resumed_ids, sample_option, set_threads, split_option,
                              stream_errors, temperature_option, threads_option, top_p_option)
 from mllm.core.infer.resume import skip_done
 from mllm.core.io.errors import StreamSummary
@@ -23,6 +23,7 @@ def command(
     split: Optional[str] = split_option(),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="Ask every record this instead of its own `messages` (default for records without messages: 'Describe this music.')."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
+    overwrite: bool = overwrite_option(RESUMABLE_OVERWRITE_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per generate call (left-padded)."),
@@ -61,7 +62,7 @@ def command(
     set_threads(threads)
     from mllm.core.infer.captions import STAGE, caption_records
 
-    refuse_output_over_input(output, input)
+    refuse_overwrite(output, input, overwrite=overwrite, resume=resume, resumable=True)
     done = resumed_ids(output, output_format_name, resume)
     generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed)
     summary = StreamSummary(STAGE)

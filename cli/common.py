@@ -1,5 +1,7 @@
-"""What every subcommand shares: the stderr console, the stream options, exit codes; and what
-`mllm caption` and `mllm regress` share: loading the model, `-o FILE --resume`.
+"""What every subcommand shares: the stderr console, the stream options, exit codes, the
+refusal to write over earlier results (`--overwrite`); what `mllm sft` and `mllm grpo` share:
+`--config FILE` and `--print-config`; and what `mllm caption` and `mllm regress` share: loading
+the model, `-o FILE --resume`.
 
 Exit codes: 0 = every record done; 1 = some records failed (error records were written);
 2 = the command could not run (bad options, unreadable input); 3 = training stopped because it
@@ -11,15 +13,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
+import typing
+from typing import Optional
 
 import orjson
 import typer
+from typer.core import TyperOption
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mllm.core.io.errors import StreamSummary
-from mllm.core.io.records import RecordStreamError, RecordWriter, check_output_is_not_input, output_format, write_file
+from mllm.core.config import ConfigError, OptionType, read_config, write_config
+from mllm.core.io.records import (RecordStreamError, RecordWriter, check_output_is_not_input, output_format,
+                                  partial_path, write_file)
 
 # Everything meant for people goes to stderr; stdout carries data only.
 console = Console(stderr=True)
@@ -36,6 +44,10 @@ FORMAT_HELP = "Output format: jsonl or parquet (default: from the -o extension, 
 ALLOW_ERRORS_HELP = "Exit 0 even when some records failed (they are still written as error records)."
 THREADS_HELP = ("Threads of torch, BLAS and numba (also $MLLM_THREADS). Default: $OMP_NUM_THREADS if set, else every "
                 "core; idle threads sleep, so pipeline stages and jobs side by side share the cores (docs/threads.md).")
+OVERWRITE_HELP = ("Write over an existing output (without it, an existing -o FILE is refused, exit 2; "
+                  "an input is never written over, even with it).")
+RESUMABLE_OVERWRITE_HELP = ("Write over an existing -o FILE, or start over the FILE.partial a stopped run left (without it "
+                            "both are refused, exit 2; --resume continues them). An input is never written over.")
 RESUME_HELP = ("With -o FILE (JSONL): continue a stopped run from FILE.partial (or complete FILE): records done are "
                "skipped, failed ones done again, the rest appended.")
 
@@ -106,6 +118,70 @@ def refuse_output_over_input(output: str | None, *inputs: str | None) -> None:
         raise fail(str(exc)) from None
 
 
+def overwrite_option(help: str = OVERWRITE_HELP):
+    """The `--overwrite` option (a fresh OptionInfo per command)."""
+    return typer.Option(False, "--overwrite", help=help)
+
+
+def refuse_overwrite(output: str | Path | None, *inputs: str | Path | None, overwrite: bool, kind: str = "file",
+                     resume: bool = False, resumable: bool = False) -> None:
+    """Exit 2, before anything is opened or computed, when writing `output` would replace earlier
+    results without `overwrite`, or (even with it) destroy one of the `inputs`. The one rule of
+    every command (docs/records.md#earlier-results):
+
+    - kind "file" (-o FILE of records or a summary): an existing regular file is refused;
+      /dev/null, pipes and stdout ('-' or None) are written as always. `resume` (caption and
+      regress --resume) continues the file instead; for those (`resumable`) a FILE.partial left by
+      a stopped run is refused too (--resume continues it, --overwrite starts over).
+    - kind "folder" (`mllm synth OUT`): a folder that holds anything is refused.
+    - kind "checkpoint" (sft/grpo -o RUN): an existing path is refused; `resume` means `output` is
+      the run being resumed, which is continued. --overwrite replaces only a checkpoint folder or
+      an empty folder: any other folder is refused even with it (a checkpoint is replaced whole).
+    """
+    if kind == "file" and resume and overwrite:
+        raise fail("--resume continues -o FILE, --overwrite replaces it: give one")
+    if output is None or str(output) == "-":
+        refuse_output_over_input(output, *inputs)
+        return
+    path = Path(output)
+    try:
+        check_output_is_not_input(output, inputs)
+    except RecordStreamError as exc:
+        raise fail(str(exc)) from None
+    if kind == "folder":
+        earlier = path.is_dir() and any(path.iterdir())
+        what = f"{path} is not empty (an earlier corpus?)"
+    elif kind == "checkpoint":
+        target = path.resolve()
+        for source in inputs:  # a folder replaced whole: no input may be it or lie inside it
+            if source is not None and str(source) != "-" and Path(source).exists():
+                if target == Path(source).resolve() or target in Path(source).resolve().parents:
+                    raise fail(f"the output {path} is (or holds) the input {source}: writing it would destroy the "
+                               "input; write to another folder")
+        if resume:
+            return
+        earlier = path.exists() or path.is_symlink()
+        what = f"{path} exists (an earlier run?)"
+        if earlier and overwrite and not (path.is_dir() and not any(path.iterdir())):
+            from mllm.core.model.checkpoint import read_checkpoint_config
+
+            try:
+                read_checkpoint_config(path)
+            except (OSError, ValueError):
+                raise fail(f"{path} exists and is not an mllm checkpoint: --overwrite replaces a checkpoint "
+                           "folder (or an empty folder) only; choose another -o") from None
+    else:
+        if resume:
+            return
+        earlier = path.is_file()
+        what = f"{path} exists"
+        if resumable and not earlier and partial_path(path).is_file() and not overwrite:
+            raise fail(f"{partial_path(path)} holds a stopped run's records: --resume continues it, "
+                       "--overwrite starts over")
+    if earlier and not overwrite:
+        raise fail(f"{what}: --overwrite replaces it; or write elsewhere")
+
+
 @contextmanager
 def stream_errors() -> Iterator[None]:
     """Turn a stream-level failure (unreadable input) into a clear message and exit code 2."""
@@ -138,6 +214,109 @@ def finish(summary: StreamSummary, allow_errors: bool) -> None:
     if summary.failed and not allow_errors:
         raise typer.Exit(EXIT_RECORDS_FAILED)
     raise typer.Exit(EXIT_OK)
+
+
+# ---- shared by `mllm sft` and `mllm grpo`: --config FILE, --print-config --------------------
+
+CONFIG_HELP = ("Read options from this YAML (.yaml, .yml) or TOML (.toml) file: keys are the option names (batch-size "
+               "or batch_size), values what the option takes; options on the command line win. Unknown keys and values "
+               "of the wrong type are refused (exit 2). Not in a file: --resume, --extend-to.")
+PRINT_CONFIG_HELP = ("Print the options this command would run with (the file's, then the command line's) as YAML that "
+                     "--config reads back, and exit without reading records or loading a model.")
+# Options a config file does not hold: the file itself, and what names a run to continue (on the command line only).
+# (--overwrite too: whether to replace earlier results is said on the command line, each time).
+NOT_IN_CONFIG = ("config_file", "show_config", "resume", "extend_to", "overwrite", "help")
+
+
+def config_option():
+    return typer.Option(None, "--config", is_eager=True, callback=_read_config_file, help=CONFIG_HELP,
+                        show_default=False)
+
+
+def print_config_option():
+    return typer.Option(False, "--print-config", help=PRINT_CONFIG_HELP)
+
+
+def _config_params(command) -> dict:
+    """The options of a (typer) command that a config file can hold, by name."""
+    return {p.name: p for p in command.params if isinstance(p, TyperOption) and p.name not in NOT_IN_CONFIG}
+
+
+def _option_type(param: TyperOption) -> OptionType:
+    """What a config file may give the option `param`: the Python type it is declared with
+    (Optional[X] is X or null; anything that is not a number or a flag takes text)."""
+    annotation = param.type_descriptor.annotation
+    kinds = [t for t in typing.get_args(annotation) if t is not type(None)] or [annotation]
+    kind = kinds[0] if len(kinds) == 1 and kinds[0] in (bool, int, float) else str
+    return OptionType(bool if param.is_flag else kind, param.default is None)
+
+
+def _read_config_file(ctx: typer.Context, param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:
+    """--config FILE (eager, so before every other option): the file's values become the command's
+    defaults (click's `default_map`), so options on the command line override them. Exit 2 naming
+    the file and the key when a key is unknown, a value has the wrong type or is out of range."""
+    if not value or ctx.resilient_parsing:
+        return value
+    params = _config_params(ctx.command)
+    try:
+        values = read_config(value, {name: _option_type(p) for name, p in params.items()}, command=f"mllm {ctx.info_name}")
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    for name, item in values.items():
+        if item is not None:
+            try:  # ranges and choices, as the option itself checks them
+                params[name].process_value(ctx, item)
+            except typer.BadParameter as exc:
+                raise fail(f"--config {value}: {name.replace('_', '-')!r}: {exc.format_message()}") from None
+    ctx.default_map = {**(ctx.default_map or {}), **values}
+    return value
+
+
+def chosen_options(ctx: typer.Context, *, file_defaults: bool = True) -> set[str]:
+    """The options the user chose: given on the command line or in the --config file (not defaults).
+    `file_defaults=False` leaves out a file's key whose value is the option's default (a printed
+    config holds every option). (typer's ParameterSource is its own enum: compared by name.)"""
+    params = {p.name: p for p in ctx.command.params}
+    chosen = set()
+    for name, value in ctx.params.items():
+        source = getattr(ctx.get_parameter_source(name), "name", "DEFAULT")
+        if source == "DEFAULT" or (source == "DEFAULT_MAP" and not file_defaults and value == params[name].default):
+            continue
+        chosen.add(name)
+    return chosen
+
+
+def command_options(ctx: typer.Context) -> dict:
+    """Every option a config file can hold, with the value this command has (file, then command line)."""
+    values = {name: ctx.params[name] for name in _config_params(ctx.command) if name in ctx.params}  # declared order
+    return {name: str(value) if isinstance(value, Path) else value for name, value in values.items()}
+
+
+def print_config(ctx: typer.Context) -> None:
+    """--print-config: the command's options as YAML on stdout (read back by --config); exit 0."""
+    typer.echo(write_config(command_options(ctx)), nl=False)
+    raise typer.Exit(EXIT_OK)
+
+
+def run_options(ctx: typer.Context, config) -> dict:
+    """The options a training run uses, as a config file writes them (what its checkpoint keeps in
+    options.yaml): the command's options, each that is a field of the resolved `config` (a resumed
+    run's come from its checkpoint) taking the field's value; a list is written as the comma-separated
+    text the option takes, '' stands for None where the option takes text, and the other way round."""
+    types = {name: _option_type(p) for name, p in _config_params(ctx.command).items()}
+    options = command_options(ctx)
+    for name in options:
+        if not hasattr(config, name):
+            continue
+        value = getattr(config, name)
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        if types[name].kind is str and value is None and not types[name].nullable:
+            value = ""
+        elif types[name].kind is str and value == "" and types[name].nullable:
+            value = None
+        options[name] = value
+    return options
 
 
 # ---- shared by `mllm caption` and `mllm regress` ----------------------------------------------

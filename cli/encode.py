@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress,
-                             refuse_output_over_input, stream_errors)
+                             overwrite_option, refuse_overwrite, stream_errors)
 from mllm.core.encoders import EmbeddingCache, EncodeOptions, EncoderError, encode_records, load_encoder
 from mllm.core.encoders.dsp import DSP_ENCODERS, DSP_FEATURES
 from mllm.core.encoders.encode import STAGE, STORE_DTYPES
@@ -24,6 +24,7 @@ DSP_NAMES = ", ".join([*DSP_ENCODERS, *DSP_FEATURES])
 def command(
     input: str = typer.Argument("-", help=INPUT_HELP + " Records need `audio` (a path); `start`/`end` crop it."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP + " Required under torchrun (one file per rank)."),
+    overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     encoder_name: str = typer.Option("dsp", "--encoder", help=f"A DSP encoder ({DSP_NAMES}, or features joined by '+'), a Hugging Face hub id, or a local model folder."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Hidden state: -1 (last, the default), N (0 = input embedding), 'a,b,c' (their mean), 'all' (mean of every state), 'projection' (CLAP's joint embedding). Not for DSP encoders."),
@@ -66,7 +67,7 @@ def command(
     if world > 1 and not output:
         raise fail("under torchrun every rank writes its own file: give -o PATH (rank r writes PATH with .rank<r>-of-<n> before the extension)")
     destination = rank_output_path(output, rank, world) if output else "-"
-    refuse_output_over_input(destination, input)
+    refuse_overwrite(destination, input, overwrite=overwrite)
     try:
         encoder = load_encoder(encoder_name, layer=layer, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
         embedding_cache = EmbeddingCache(cache) if cache else None

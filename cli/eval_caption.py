@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, console, fail, finish_report, progress,
-                             refuse_output_over_input, stream_errors)
+                             overwrite_option, refuse_overwrite, stream_errors)
 from mllm.core.evaluation.captions import METRIC_GROUPS, CaptionOptions, check_options, evaluate
 from mllm.core.evaluation.inputs import open_result_input
 from mllm.core.evaluation.cmi_bench import CmiBenchError
@@ -27,6 +27,7 @@ def command(
     meteor: str = typer.Option("auto", "--meteor", help="METEOR backend: 'jar' (METEOR 1.5, needs Java), 'nltk' (needs WordNet: the meteor extra), 'auto' (jar when Java is found)."),
     per_item: bool = typer.Option(False, "--per-item", help="Write every record with its scores (field `eval`) instead of the summary."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the summary (or the --per-item records) here instead of stdout."),
+    overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     table: bool = typer.Option(False, "--table", help="Print a table of the metrics on stderr."),
     candidate_field: str = typer.Option("response", "--candidate-field", help="Field holding the generated caption."),
@@ -66,7 +67,7 @@ def command(
         mllm eval-caption captions.jsonl --split test --bertscore-model models/roberta-large/
     """
     set_threads(threads)
-    refuse_output_over_input(output, input)
+    refuse_overwrite(output, input, overwrite=overwrite)
     chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
     if bertscore_model and "bertscore" not in chosen:
         chosen += ("bertscore",)

@@ -19,7 +19,7 @@ from mllm.cli.common import (
     fail,
     name_value_pairs,
     progress,
-    refuse_output_over_input,
+    overwrite_option, refuse_overwrite,
     stream_errors,
     finish_report,
 )
@@ -47,6 +47,7 @@ def command(
     inputs: Optional[list[str]] = typer.Argument(None, help=INPUT_HELP + " CMI-Bench result files are recognised. Several files, or a folder of them, are scored each on its own into one leaderboard.", show_default=False),
     per_item: bool = typer.Option(False, "--per-item", help="Write every record with its reading and scores instead of the summary."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the summary (or the --per-item records) here instead of stdout."),
+    overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     table: bool = typer.Option(False, "--table", help="Print a table of the metrics on stderr."),
     compare_with: Optional[str] = typer.Option(None, "--compare", help="Score a second system's file on the same items and add a paired bootstrap test."),
@@ -99,7 +100,7 @@ def command(
         paths = expand_inputs(inputs or ["-"])
     except ValueError as exc:
         raise fail(str(exc)) from None
-    refuse_output_over_input(output, *paths, compare_with)
+    refuse_overwrite(output, *paths, compare_with, overwrite=overwrite)
     if len(paths) > 1 and (per_item or compare_with):
         raise fail(f"{'--per-item' if per_item else '--compare'} takes one input; {len(paths)} were given")
     if read_from not in ("auto", "prediction", "response"):

@@ -15,7 +15,7 @@ from mllm.cli.common import (
     fail,
     finish,
     progress,
-    refuse_output_over_input,
+    overwrite_option, refuse_overwrite,
     stream_errors,
 )
 from mllm.core.features.backend import DEFAULT_BACKEND, BackendUnavailable, backend_names, get_backend
@@ -28,6 +28,7 @@ from mllm.core.io.records import RecordWriter, read_records
 def command(
     input: str = typer.Argument("-", help=INPUT_HELP + " Each record needs `audio` (a path); `start`/`end` crop it."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
+    overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     backend: str = typer.Option(DEFAULT_BACKEND, "--backend", help=f"Analysis backend: {', '.join(backend_names())} (essentia needs the essentia extra)."),
     sample_rate: int = typer.Option(DEFAULT_SAMPLE_RATE, "--sample-rate", help="Analysis sample rate in Hz (audio is decoded to mono at this rate)."),
@@ -51,7 +52,7 @@ def command(
         mllm extract-features big.jsonl --shard $SLURM_ARRAY_TASK_ID/16 -o part-$SLURM_ARRAY_TASK_ID.jsonl
     """
     set_threads(threads, workers=workers)
-    refuse_output_over_input(output, input)
+    refuse_overwrite(output, input, overwrite=overwrite)
     if workers < 1:
         raise fail(f"--workers must be >= 1, got {workers}")
     if not 1000 <= sample_rate <= 192000:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Optional
 
 import orjson
 import typer
 
-from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED, INPUT_HELP, console, fail,
-                             progress, set_threads, stream_errors, threads_option)
+from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED, INPUT_HELP, chosen_options,
+                             config_option, console, fail, overwrite_option, print_config, print_config_option,
+                             progress, refuse_overwrite, run_options, set_threads, stream_errors, threads_option)
 from mllm.cli.sft import _cannot_run, _encoded, _without_error_records, ctrl_c_stops, rank_zero_say
 from mllm.core.io.records import read_records
 
@@ -20,8 +22,11 @@ def command(
     input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split`, the reference (`answer` or `reference`) and `audio_embedding` (from `mllm encode`) or `audio` (encoded with the checkpoint's encoder); or text-only records."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="The `mllm sft` checkpoint to align: the policy starts from it and it is the reference of the KL term."),
     llm: Optional[str] = typer.Option(None, "--llm", help="Instead of --checkpoint: a base LLM (hub id, folder, .gguf, smollm2) to align on text-only records (no audio_embedding, no <audio> in the question)."),
-    output: str = typer.Option("checkpoint-grpo", "-o", "--output", help="Checkpoint folder of the aligned policy (written atomically; loads in regress/caption like any checkpoint; with --resume: the resumed folder unless given)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the grpo run saved in this folder: same records (content checked), same options (one given with another value is refused), except -o, --save-every, --steps (to train further) and --device."),
+    config_file: Optional[str] = config_option(),
+    show_config: bool = print_config_option(),
+    output: str = typer.Option("checkpoint-grpo", "-o", "--output", help="Checkpoint folder of the aligned policy (written atomically; loads in regress/caption like any checkpoint; with --resume: the resumed folder unless given). An existing one is refused unless --overwrite."),
+    overwrite: bool = overwrite_option("Replace the checkpoint folder -o of an earlier run; without it an existing one is refused (exit 2). A folder that is not a checkpoint, and the --checkpoint aligned, are never replaced."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the grpo run saved in this folder: same records (content checked), same options (one given with another value is refused, --checkpoint and --llm included), except -o, --save-every, --steps (to train further) and --device."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP + " grpo trains on the other records; without it, error records stop it before training (exit 1)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Records with `audio` but no `audio_embedding` are encoded with the checkpoint's encoder; cache the embeddings in this folder (shared with `mllm encode --cache`)."),
     reward: str = typer.Option("task:1.0,format:0.2", "--reward", help="Weighted reward components: task (the task's per-item score, as eval-mir computes it), format (the answer reads)."),
@@ -65,7 +70,10 @@ def command(
     KL, clip fractions, entropy, completion length, truncated fraction, completions/s); Ctrl-C
     saves the checkpoint and exits with 130; --resume continues it with the samples and losses of
     an uninterrupted run. Under torchrun N processes with --batch-size B take the steps of one
-    process with N*B prompts (rank 0 writes the metrics and the checkpoint).
+    process with N*B prompts (rank 0 writes the metrics and the checkpoint). --config FILE (YAML
+    or TOML) gives options by name, the command line overriding them; the checkpoint keeps the
+    run's options as options.yaml, which --config reads back. An existing -o folder is refused
+    unless --overwrite (--resume continues its own folder).
 
     Examples:
 
@@ -77,18 +85,27 @@ def command(
 
         mllm grpo instructions.enc.jsonl --resume runs/key-grpo --steps 200     # after Ctrl-C, or to train further
 
+        mllm grpo instructions.enc.jsonl --config grpo.toml --beta 0.02 -o runs/key-beta   # options from a file, one overridden
+
+        mllm grpo --config grpo.toml --print-config > grpo.yaml                 # the options it would run with
+
         torchrun --nproc-per-node 2 -m mllm.cli grpo instructions.enc.jsonl --checkpoint runs/key -o runs/key-grpo
     """
+    if show_config:
+        print_config(ctx)
     set_threads(threads)
     from mllm.core.train.grpo import GRPOConfig, setup
     from mllm.core.train.sft import bf16_supported
 
-    given = {name for name in ctx.params  # the options the user chose (as sft reads them)
-             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    given = chosen_options(ctx)  # on the command line or in the --config file (as sft reads them)
     if checkpoint is None and resume is None and llm is None:
         raise fail("--checkpoint: give the `mllm sft` checkpoint to align (or --llm for text-only records, or --resume a grpo run)")
-    if sum(x is not None for x in (checkpoint, resume, llm)) > 1:
-        raise fail("--checkpoint, --llm and --resume: give one (a resumed run keeps the policy it was aligning)")
+    if checkpoint is not None and llm is not None:
+        raise fail("--checkpoint and --llm: give one")
+    # With --resume, a --checkpoint or --llm given (a config file names them) must be the run's own: compared as any option.
+    continuing = resume is not None and ("output" not in given or Path(output).resolve() == Path(resume).resolve())
+    refuse_overwrite(resume if continuing else output, input, checkpoint, llm, cache, overwrite=overwrite,
+                     kind="checkpoint", resume=continuing)
 
     from mllm.core.train import distributed
 
@@ -120,7 +137,7 @@ def command(
                 raise ValueError("records with `audio` need --checkpoint: a base LLM has no trained projector for audio")
             from mllm.core.model import read_checkpoint_config
 
-            spec = read_checkpoint_config(checkpoint or resume)["encoder"]
+            spec = read_checkpoint_config(resume or checkpoint)["encoder"]
     encoded = _encoded(records, spec, cache, False, device) if spec is not None else records
     usable = _without_error_records(records, encoded, allow_errors)
     missing = [r.get("id") for r in usable if "messages" not in r
@@ -134,6 +151,7 @@ def command(
     except KeyboardInterrupt:
         console.print("[yellow]interrupted before training started[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    run.options = run_options(ctx, run.config)  # saved with the checkpoint as options.yaml
     try:
         _train(run)
     finally:

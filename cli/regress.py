@@ -10,7 +10,7 @@ import typer
 
 from mllm.cli.common import (
     ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, console, device_option, dtype_option, fail,
-    finish, max_new_tokens_option, name_value_pairs, open_generator, open_output, progress, refuse_output_over_input,
+    finish, max_new_tokens_option, name_value_pairs, open_generator, open_output, progress, RESUMABLE_OVERWRITE_HELP, overwrite_option, refuse_overwrite,
     resumed_ids, sample_option, set_threads, split_option, stream_errors, temperature_option, threads_option,
     top_p_option,
 )
@@ -29,6 +29,7 @@ def command(
     targets: str = typer.Option("arousal,valence", "--targets", help="Comma-separated numeric targets; 'task' = each record's own task (instruction records, --method llm)."),
     scale: list[str] = typer.Option([], "--scale", help="NAME=LOW,HIGH for a target (repeatable); default: the record's scale for its task, else 1-9 for arousal/valence/energy/brightness."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
+    overwrite: bool = overwrite_option(RESUMABLE_OVERWRITE_HELP),
     output_format_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions per generate call (--method llm)."),
@@ -76,7 +77,7 @@ def command(
         scales = {name: parse_scale(text) for name, text in name_value_pairs(scale, "--scale").items()}
     except TaskError as exc:
         raise fail(f"--scale: {exc}") from None
-    refuse_output_over_input(output, input)
+    refuse_overwrite(output, input, overwrite=overwrite, resume=resume, resumable=True)
     done = resumed_ids(output, output_format_name, resume)
     summary = StreamSummary("regress")
     with ExitStack() as stack, stream_errors():

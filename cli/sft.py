@@ -6,13 +6,16 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Optional
 
 import orjson
 import typer
 
 from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_RECORDS_FAILED, EXIT_TRAINING_DIVERGED,
-                             INPUT_HELP, console, fail, progress, set_threads, stream_errors, threads_option)
+                             INPUT_HELP, chosen_options, config_option, console, fail, overwrite_option, print_config,
+                             print_config_option, progress, refuse_overwrite, run_options, set_threads, stream_errors,
+                             threads_option)
 from mllm.core.io.errors import StreamSummary, has_error
 from mllm.core.io.records import read_records
 from mllm.core.model import DEFAULT_SYSTEM_PROMPT
@@ -27,7 +30,10 @@ ENCODING_OPTIONS = ("layer", "frame_rate", "cache", "trust_remote_code")  # only
 def command(
     ctx: typer.Context,
     input: str = typer.Argument("-", help=INPUT_HELP + " Instruction records with `messages`, `split` and `audio_embedding` (from `mllm encode`), or `audio` with --encoder."),
-    output: str = typer.Option("checkpoint", "-o", "--output", help="Checkpoint folder (rewritten atomically at every save; with --resume: the resumed folder unless given)."),
+    config_file: Optional[str] = config_option(),
+    show_config: bool = print_config_option(),
+    output: str = typer.Option("checkpoint", "-o", "--output", help="Checkpoint folder (rewritten atomically at every save; with --resume: the resumed folder unless given). An existing one is refused unless --overwrite."),
+    overwrite: bool = overwrite_option("Replace the checkpoint folder -o (and <output>-best) of an earlier run; without it an existing one is refused (exit 2). A folder that is not a checkpoint is never replaced."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint folder: same records (content checked), same options (one given with another value is refused), except -o, --val-every, --save-every, --keep-best, --early-stop, --grad-checkpointing, --device."),
     extend_to: Optional[int] = typer.Option(None, "--extend-to", help="With --resume: train the saved run on to this many steps in all (more than it planned); the cosine is recomputed for the new total."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP + " sft trains on the other records; without it, error records stop it before training (exit 1)."),
@@ -76,10 +82,17 @@ def command(
     (exit 1) unless --allow-errors. Options out of range, unreadable checkpoints: exit 2.
     Under torchrun the same command trains with DDP: N processes with --batch-size B step like one
     process with batch N*B; rank 0 writes the metrics and the checkpoint.
+    --config FILE (YAML or TOML) gives options by name, the command line overriding them; the
+    checkpoint keeps the run's options as options.yaml, which --config reads back. An existing -o
+    folder is refused unless --overwrite (--resume continues its own folder).
 
     Examples:
 
         mllm sft instructions.enc.jsonl -o runs/key --steps 300 --batch-size 8 --val-every 50 > runs/key.metrics.jsonl
+
+        mllm sft instructions.enc.jsonl --config key.yaml --lr 1e-4 -o runs/key-lr   # options from a file, one overridden
+
+        mllm sft --config key.yaml --steps 500 --print-config > key-500.yaml         # the options it would run with
 
         mllm sft instructions.enc.jsonl -o runs/stage1 --projector-only --lr 1e-3 --epochs 2
 
@@ -97,9 +110,10 @@ def command(
 
         torchrun --nproc-per-node 2 -m mllm.cli sft instructions.enc.jsonl -o runs/key --batch-size 4
     """
+    if show_config:
+        print_config(ctx)
     set_threads(threads)
-    given = {name for name in ctx.params  # the options the user chose (typer's ParameterSource is its own enum: by name)
-             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    given = chosen_options(ctx)  # on the command line or in the --config file: compared with a resumed run's
     if device == "auto":
         import torch
 
@@ -107,8 +121,9 @@ def command(
     device = distributed.torchrun_device(device)
     if distributed.torchrun_world_size() > 1 and input == "-":
         raise fail("under torchrun every rank reads the records: give a file, not stdin")
-    if encoder is None and given & set(ENCODING_OPTIONS):
-        raise fail(f"{', '.join(option(name) for name in ENCODING_OPTIONS if name in given)}: only with --encoder")
+    set_encoding = chosen_options(ctx, file_defaults=False) & set(ENCODING_OPTIONS)  # a printed config holds them all
+    if encoder is None and set_encoding:
+        raise fail(f"{', '.join(option(name) for name in ENCODING_OPTIONS if name in set_encoding)}: only with --encoder")
     config = SFTConfig(llm=llm, projector=projector, stride=stride, lora_rank=lora_rank, lora_alpha=lora_alpha,
                        lora_dropout=lora_dropout, lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()],
                        projector_only=projector_only, steps=steps, epochs=epochs, batch_size=batch_size,
@@ -117,8 +132,11 @@ def command(
                        grad_checkpointing=grad_checkpointing, val_every=val_every, save_every=save_every,
                        keep_best=keep_best, early_stop=early_stop, transpose=transpose, select_by=select_by, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
     with _cannot_run():  # options and the checkpoint to resume, before any record is read
-        resolve_config(config, resume, given, extend_to)
+        resolved = resolve_config(config, resume, given, extend_to)
         spec = encoder_for_run(encoder, layer, frame_rate, given, resume) if encoder is not None else None
+    continuing = resume is not None and Path(resolved.output).resolve() == Path(resume).resolve()
+    for folder in (resolved.output, *([best_folder(resolved)] if resolved.keep_best else [])):
+        refuse_overwrite(folder, input, llm, cache, overwrite=overwrite, kind="checkpoint", resume=continuing)
     with stream_errors():
         records = list(read_records(input))
     encoded = _encoded(records, spec, cache, trust_remote_code, device) if spec is not None else records
@@ -138,6 +156,7 @@ def command(
     except KeyboardInterrupt:  # before step 0 there is nothing to save
         console.print("[yellow]interrupted before training started[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    run.options = run_options(ctx, run.config)  # saved with the checkpoint as options.yaml
     try:
         _train(run)
     finally:

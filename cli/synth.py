@@ -9,7 +9,8 @@ from typing import Optional
 import soundfile
 import typer
 
-from mllm.cli.common import ALLOW_ERRORS_HELP, FORMAT_HELP, fail, finish, progress, set_threads, stream_errors, threads_option
+from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, fail, finish, overwrite_option, progress, refuse_overwrite,
+                             set_threads, stream_errors, threads_option)
 from mllm.core.io.errors import StreamSummary
 from mllm.core.io.records import RecordWriter
 from mllm.core.synth.corpus import SOURCES, SynthOptions, synthesize
@@ -37,7 +38,7 @@ def _tempo_range(text: str) -> tuple[int, int]:
 
 
 def command(
-    out: Path = typer.Argument(..., help="Folder to write: OUT/audio/*.wav and OUT/manifest.jsonl."),
+    out: Path = typer.Argument(..., help="Folder to write: OUT/audio/*.wav and OUT/manifest.jsonl. A folder that holds anything is refused unless --overwrite."),
     n: int = typer.Option(100, "--n", help="Number of clips."),
     seconds: float = typer.Option(10.0, "--seconds", help="Length of every clip (a score shorter than this gives a shorter clip)."),
     sample_rate: int = typer.Option(22050, "--sample-rate", help="Sample rate of the audio files (Hz)."),
@@ -54,6 +55,7 @@ def command(
     workers: int = typer.Option(1, "--workers", help="Processes rendering in parallel (the output order stays fixed)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Manifest path (default OUT/manifest.jsonl; .parquet for Parquet)."),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    overwrite: bool = overwrite_option("Write into a folder OUT that is not empty (and over an existing -o FILE): files of the same names are replaced, nothing else is removed. Without it a non-empty OUT is refused (exit 2)."),
     stdout: bool = typer.Option(True, "--stdout/--no-stdout", help="Also write the manifest records to stdout, for a pipeline."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
     threads: Optional[int] = threads_option(),
@@ -71,6 +73,8 @@ def command(
         mllm synth corpus/ --n 400 --source both --workers 2 | mllm extract-features > features.jsonl
 
         mllm synth chorales/ --n 50 --source scores --sample-rate 16000 --midi --no-stdout
+
+        mllm synth corpus/ --n 200 --seed 1 --no-stdout --overwrite     # render corpus/ again, over the earlier one
     """
     set_threads(threads, workers=workers)
     if n < 0:
@@ -81,6 +85,9 @@ def command(
         raise fail(f"--subtype must be one of {', '.join(SUBTYPES)}, got {subtype!r}")
     if out.exists() and not out.is_dir():
         raise fail(f"OUT must be a folder, and {out} is a file")
+    refuse_overwrite(out, overwrite=overwrite, kind="folder")
+    if output is not None:
+        refuse_overwrite(output, overwrite=overwrite)
     try:
         options = SynthOptions(
             seconds=seconds, sample_rate=sample_rate, seed=seed, source=source, scores_fraction=scores_fraction,

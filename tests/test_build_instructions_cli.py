@@ -78,7 +78,8 @@ def test_failed_records_set_the_exit_code(tmp_path):
     source = write(tmp_path / "in.jsonl", [RECORDS[0], {"id": "bad", "audio": "x.wav", "labels": {"key": "Q minor"}}])
     result = runner.invoke(app, ["build-instructions", source, "--tasks", "key", "-o", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 1 and "bad" in result.output
-    result = runner.invoke(app, ["build-instructions", source, "--tasks", "key", "-o", str(tmp_path / "o.jsonl"), "--allow-errors"])
+    result = runner.invoke(app, ["build-instructions", source, "--tasks", "key", "-o", str(tmp_path / "o.jsonl"), "--allow-errors",
+                                 "--overwrite"])
     assert result.exit_code == 0
     rows = list(read_records(tmp_path / "o.jsonl"))
     assert [r["id"] for r in rows] == ["clip-0#key-0", "bad"] and "error" in rows[1]

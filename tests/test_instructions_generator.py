@@ -172,7 +172,7 @@ def test_cli_generates_through_the_endpoint(server, tmp_path):
     assert "2 dropped by LLark's filter" in result.output
     server.replies = [(500, "down")] * 3
     result = runner.invoke(app, ["build-instructions", str(tmp_path / "in.jsonl"), "--tasks", "qa", "--generator", server.url,
-                                 "--generator-retries", "0", "-o", str(out)])
+                                 "--generator-retries", "0", "-o", str(tmp_path / "failed.jsonl")])
     assert result.exit_code == 1 and "GeneratorError" in result.output
 
 

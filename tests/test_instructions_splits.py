@@ -104,7 +104,8 @@ def test_cli_refuses_to_write_when_audio_is_in_two_splits(tmp_path):
     # the same input with the check off, or split by track, is written
     result = runner.invoke(app, ["build-instructions", str(tmp_path / "in.jsonl"), "--tasks", "key", "--leakage-check", "off", "-o", str(out)])
     assert result.exit_code == 0 and len(out.read_text().splitlines()) == 3
-    result = runner.invoke(app, ["build-instructions", str(tmp_path / "in.jsonl"), "--tasks", "key", "--split-from", "hash", "--group-by", "audio", "-o", str(out)])
+    result = runner.invoke(app, ["build-instructions", str(tmp_path / "in.jsonl"), "--tasks", "key", "--split-from", "hash", "--group-by", "audio", "-o", str(out),
+                                 "--overwrite"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[0]["split"] == rows[2]["split"]

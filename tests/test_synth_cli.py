@@ -106,7 +106,7 @@ def test_failed_clips_are_error_records_and_exit_1(tmp_path):
     records = lines(result.stdout)
     assert len(records) == 2 and all(r["error"]["stage"] == "synth" for r in records)
     assert "2 failed" in said(result) and "cannot load soundfont" in said(result)
-    invoke(tmp_path / "c", "--n", 1, "--seconds", 1, "--soundfont", broken, "--allow-errors", "--no-stdout")
+    invoke(tmp_path / "c", "--n", 1, "--seconds", 1, "--soundfont", broken, "--allow-errors", "--no-stdout", "--overwrite")
 
 
 def test_help_has_examples():

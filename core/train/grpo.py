@@ -39,7 +39,8 @@ Checkpoint (every `save_every` steps, at the end, on Ctrl-C): the policy as a Mu
 of version 2 (the SFT adapter under merged/, the new one under adapter/), which regress and
 caption load as any other, plus trainer_state.json / .safetensors: step, epoch and position of
 the prompt order, the options, a fingerprint of the records, AdamW's moments and the random
-state. `setup(..., resume=folder)` continues from it: the same samples and losses as a run that
+state; and options.yaml, the command's options as the run resolved them (`run.options`, set by
+`mllm grpo`), which `mllm grpo --config` reads back. `setup(..., resume=folder)` continues from it: the same samples and losses as a run that
 was never stopped (tested in a fresh process).
 """
 
@@ -60,6 +61,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import __version__ as _transformers_version
 
+from mllm.core.config import RUN_OPTIONS_FILE, write_config
 from mllm.core.encoders.for_model import ModelEncoder
 from mllm.core.evaluation.mir import EvalOptions, collect_label_sets
 from mllm.core.model import IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM, load_checkpoint, save_checkpoint
@@ -166,6 +168,7 @@ class Run:
     stop_requested: bool = False
     last_metrics: dict = field(default_factory=dict)
     share: distributed.Share = field(default_factory=distributed.Share)  # this process's rank and the world size
+    options: dict = field(default_factory=dict)  # the command's options (`mllm ... --config` reads them): options.yaml
 
 
 def policy_on_top(sft: MusicLLM, lora: LoraSettings) -> MusicLLM:
@@ -677,6 +680,8 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
                  "position": run.position, "world_size": run.share.world, "config": asdict(run.config), "data": run.data,
                  "optimizer": optimizer_json, "last_metrics": run.last_metrics}
         (staging / TRAINER_STATE_JSON).write_text(json.dumps(state, indent=2, default=float) + "\n")
+        if run.options:
+            (staging / RUN_OPTIONS_FILE).write_text(write_config(run.options))
         replace_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

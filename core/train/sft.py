@@ -43,6 +43,8 @@ the trainer state, all written into a temporary folder renamed into place:
     trainer_state.json          step, epoch, position in the epoch, the SFTConfig, a fingerprint of
                                 the training data, optimizer param groups, scheduler state
     trainer_state.safetensors   optimizer moments ("optimizer.<param index>.<name>") and RNG states
+    options.yaml                the command's options as the run resolved them (`run.options`, set
+                                by `mllm sft`), in the form `mllm sft --config` reads (core/config.py)
 
 No pickle anywhere: `resume` reads JSON and safetensors, restores the optimizer, the scheduler and
 the RNG (after the model is rebuilt, since building draws random numbers), and continues with the
@@ -73,6 +75,7 @@ from typing import Collection, Iterator, Sequence
 import numpy as np
 import torch
 
+from mllm.core.config import RUN_OPTIONS_FILE, write_config
 from mllm.core.encoders.for_model import ModelEncoder, encoder_spec, same_encoder
 from mllm.core.model.checkpoint import CheckpointError, read_checkpoint_config, read_tensors, replace_folder
 from mllm.core.io.splits import TRAIN
@@ -204,6 +207,7 @@ class Run:
     valid_rewards: list = field(default_factory=list)  # ... and their prepared references (core/train/rewards.py)
     chroma: tuple[int, int] | None = None  # the chroma columns of the encoder (--transpose)
     shifts: tuple[int, list[int]] | None = None  # (epoch, its intervals): computed once per epoch
+    options: dict = field(default_factory=dict)  # the command's options (`mllm ... --config` reads them): options.yaml
 
     @property
     def records_per_micro_batch(self) -> int:  # over every rank
@@ -688,6 +692,8 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
                          "optimizer": optimizer_json, "scheduler": run.scheduler.state_dict(),
                          "last_metrics": run.last_metrics}
         (staging / TRAINER_STATE_JSON).write_text(json.dumps(trainer_state, indent=2) + "\n")
+        if run.options:
+            (staging / RUN_OPTIONS_FILE).write_text(write_config(run.options))
         replace_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
