@@ -32,6 +32,7 @@ COMMANDS = {
     "eval-mir": "eval_mir",
     "eval-caption": "eval_caption",
     "env": "env",
+    "demo": "demo",
 }
 
 
