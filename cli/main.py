@@ -35,6 +35,24 @@ COMMANDS = {
     "demo": "demo",
 }
 
+# name -> its one-line summary, the first paragraph of its help: `mllm --help` lists these without
+# importing the commands' modules (which import torch, scipy or mir_eval: ~4 s on a small CPU).
+# tests/test_packaging.py checks each against the command's own help.
+SUMMARIES = {
+    "synth": "Render a labelled corpus: audio files plus a manifest with exact labels.",
+    "extract-features": "Add `features` to each record: duration, tempo, beats, downbeats and meter, key, chords, loudness.",
+    "build-instructions": "Turn records with labels and/or features into instruction records for SFT and evaluation.",
+    "encode": "Encode audio into frame embeddings pooled to a frame rate (`audio_embedding` [T, D]).",
+    "sft": "Fine-tune a MusicLLM: a projector from the audio embedding to the LLM, plus a LoRA adapter.",
+    "grpo": "Align an sft checkpoint with GRPO: sample groups of answers, reward them, optimise.",
+    "caption": "Generate a free-text answer for every record and write it as `response`.",
+    "regress": "Predict numeric targets and write `prediction` {name: value, ..., \"parse_ok\"}.",
+    "eval-mir": "Score answers against MIR references: key, tempo, beats, chords, labels, numbers.",
+    "eval-caption": "Score generated captions against references: BLEU, METEOR, ROUGE-L, CIDEr, BERTScore.",
+    "demo": "Run the whole study offline and print one table: chance, prior, DSP, probe, SFT, SFT + GRPO, shuffled audio.",
+    "env": "Print what a bug report needs: versions, threads, CPU and CUDA, METEOR's Java and WordNet, the LLM cache, the hub.",
+}
+
 
 def load_command(name: str) -> click.Command:
     """The click command of subcommand `name`, built from its module's `command` function."""
@@ -75,6 +93,24 @@ class LazyGroup(typer.core.TyperGroup):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.commands = LazyCommands()
+        self._listing = False
+
+    def get_command(self, ctx, name):
+        # While the group's help is written, a command not loaded yet is listed by its summary
+        # alone; one without a summary is loaded (slow, but listed right).
+        if self._listing and name in SUMMARIES and name not in self.commands.loaded:
+            return typer.core.TyperCommand(name, short_help=SUMMARIES[name])
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx):
+        return list(self.commands)  # the names; typer's own reads .items(), which loads them all
+
+    def format_help(self, ctx, formatter):
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
 
 app = typer.Typer(

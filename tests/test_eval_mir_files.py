@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import orjson
-import pytest
 from typer.testing import CliRunner
 
 from mllm.cli.main import app
@@ -145,14 +144,19 @@ def test_the_label_pass_is_made_only_when_a_task_needs_it():
     assert written[7]["eval"]["parse_ok"] is True and written[7]["prediction"]["genre"] == "jazz"
 
 
-def test_tempo_and_numeric_files_do_not_import_scipy_stats_or_mir_eval(tmp_path):
-    # eval-mir's start-up: the kinds import mir_eval (and with it scipy.stats, ~1.5 s) only for
-    # the tasks that score with it; the bootstrap and Clopper-Pearson need neither
+def test_key_tempo_label_and_numeric_files_do_not_import_scipy_stats_mir_eval_or_sklearn(tmp_path):
+    # eval-mir's start-up: the kinds import mir_eval (and with it scipy.stats, ~1 s) only for
+    # the tasks that score with it (beats, chords); the key metric, the label statistics, the
+    # bootstrap and Clopper-Pearson need none of them, nor numba for a small regression sample
     import subprocess
     import sys
 
     records = [{"id": f"t{i}", "task": "tempo", "response": f"{100 + i} BPM", "reference": 100.0} for i in range(30)]
     records += [{"id": f"a{i}", "task": "arousal", "response": f"I rate it {1 + i % 9}", "reference": 5.0} for i in range(30)]
+    records += [{"id": f"k{i}", "task": "key", "response": "It is in A minor", "reference": "C major"} for i in range(10)]
+    genres = ["rock", "jazz", "blues"]
+    records += [{"id": f"g{i}", "task": "genre", "response": f"Sounds like {genres[i % 3]}", "reference": genres[i % 2]}
+                for i in range(12)]
     path = tmp_path / "answers.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     probe = (
@@ -162,10 +166,10 @@ def test_tempo_and_numeric_files_do_not_import_scipy_stats_or_mir_eval(tmp_path)
         f"result = CliRunner().invoke(app, ['eval-mir', {str(path)!r}, '--bootstrap', '200'])\n"
         "summary = json.loads(result.stdout)\n"
         "print(json.dumps([result.exit_code, sorted(summary['tasks']),"
-        " [m for m in ('scipy.stats', 'mir_eval', 'sklearn') if m in sys.modules]]))\n"
+        " [m for m in ('scipy.stats', 'mir_eval', 'sklearn', 'nltk', 'numba') if m in sys.modules]]))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     exit_code, tasks, imported = json.loads(out.stdout.strip().splitlines()[-1])
-    assert exit_code == 0 and tasks == ["arousal", "tempo"]
+    assert exit_code == 0 and tasks == ["arousal", "genre", "key", "tempo"]
     assert imported == []

@@ -63,6 +63,35 @@ def test_every_pair_of_keys_against_mir_eval():
             assert key.exact(reference, estimate) == float(reference == estimate)
 
 
+def test_every_spelling_mode_and_x_against_mir_eval():
+    # the definitions are written out (mir_eval's import costs ~1 s): every spelling mir_eval knows,
+    # its three modes, X, and malformed strings raise where mir_eval raises
+    keys = ["X", "x"] + [f"{t} {m}" for t in mir_eval.key.KEY_TO_SEMITONE if t != "x"
+                         for t in (t, t.upper()) for m in ("major", "minor", "other")]
+    for reference in keys:
+        assert key._split_key(reference) == mir_eval.key.split_key_string(reference)
+        for estimate in keys:
+            assert key.weighted_score(reference, estimate) == mir_eval.key.weighted_score(reference, estimate), (
+                reference, estimate)
+            expected_exact = mir_eval.key.split_key_string(reference) == mir_eval.key.split_key_string(estimate)
+            assert key.exact(reference, estimate) == float(expected_exact)
+    for bad in ["", " ", "C", "H major", "C Major", "C dorian", "X major", "x minor", "C major extra", " X", "Cb major"]:
+        with pytest.raises(ValueError) as ours:
+            key.validate(bad, None)
+        with pytest.raises(ValueError) as theirs:
+            mir_eval.key.validate_key(bad)
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_importing_the_key_metrics_does_not_import_mir_eval():
+    import subprocess
+    import sys
+
+    probe = "import sys\nimport mllm.core.metrics.key\nprint('mir_eval' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]
+
+
 def test_none_estimate_scores_zero():
     assert key.weighted_score("C major", None) == 0.0
     assert key.weighted_score("C major", None, descending_fifths=True) == 0.0

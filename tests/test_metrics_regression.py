@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -122,9 +123,19 @@ def test_fast_spearman_equals_scipy_on_resamples_with_ties():
     )
 
 
+# Both ways of computing the bootstrap sums: the compiled one from 0 items, numpy's always.
+SUMS_WAYS = pytest.mark.parametrize("compiled_from", [0, 10**9], ids=["compiled", "numpy"])
+
+
+@SUMS_WAYS
 @settings(max_examples=100, deadline=None)
-@given(st.data())
-def test_metrics_over_items_equals_the_single_statistics(data):
+@given(data=st.data())
+def test_metrics_over_items_equals_the_single_statistics(compiled_from, data):
+    with mock.patch.object(rg, "COMPILED_FROM_ITEMS", compiled_from):
+        _metrics_over_items_equals_the_single_statistics(data)
+
+
+def _metrics_over_items_equals_the_single_statistics(data):
     y_true = np.array(data.draw(values))
     n = y_true.size
     y_pred = np.array(data.draw(st.lists(st.sampled_from([1.0, 2.0, 2.5, 7.0]), min_size=n, max_size=n)))
@@ -138,7 +149,9 @@ def test_metrics_over_items_equals_the_single_statistics(data):
     assert rg.metrics_over_items(y_true, y_pred)(np.arange(n)).shape == (6,)
 
 
-def test_metrics_over_items_matches_the_scalar_metrics_on_large_resamples():
+@SUMS_WAYS
+def test_metrics_over_items_matches_the_scalar_metrics_on_large_resamples(compiled_from, monkeypatch):
+    monkeypatch.setattr(rg, "COMPILED_FROM_ITEMS", compiled_from)
     # The counts form (the compiled sums of one batch): rounded values with many ties, a resample
     # that is constant in y_true, one constant in y_pred, and one holding a single item.
     n = 3000
@@ -154,3 +167,30 @@ def test_metrics_over_items_matches_the_scalar_metrics_on_large_resamples():
         expected = [getattr(rg, name)(y_true[i], y_pred[i]) for i in index]
         np.testing.assert_allclose(row, expected, rtol=1e-12, atol=1e-12, err_msg=name)
     assert np.isnan(got[rg.METRICS.index("r2"), 1]) and got[rg.METRICS.index("rmse"), 1] == 2.0
+
+
+def test_the_compiled_and_numpy_sums_agree_and_small_samples_do_not_import_numba():
+    import subprocess
+    import sys
+
+    from mllm.core.metrics.regression_compiled import resample_sums
+
+    n = 500
+    y_true = np.round(RNG.uniform(1, 9, n), 1)
+    y_pred = np.round(np.clip(y_true + RNG.normal(0, 1, n), 1, 9), 1)
+    index = RNG.integers(0, n, (20, n))
+    index[0] = 7  # a constant resample
+    ct, cp, abs_error = y_true - y_true.mean(), y_pred - y_pred.mean(), np.abs(y_pred - y_true)
+    blocks_t, blocks_p = rg._TieBlocks(y_true), rg._TieBlocks(y_pred)
+    sums, modes = resample_sums(index, ct, cp, abs_error, blocks_t.block, blocks_t.n_blocks,
+                                blocks_p.block, blocks_p.n_blocks)
+    sums_np, modes_np = rg._resample_sums_numpy(index, ct, cp, abs_error, blocks_t, blocks_p)
+    np.testing.assert_allclose(sums_np, sums, rtol=1e-10, atol=1e-9)
+    np.testing.assert_array_equal(modes_np, modes)
+    assert modes[0].tolist() == [blocks_t.block[7], blocks_p.block[7]] and (modes[1:] == -1).all()
+
+    probe = ("import sys\nimport numpy as np\nfrom mllm.core.metrics.regression import metrics_over_items\n"
+             "metrics_over_items(np.arange(50.0), np.arange(50.0) % 7)(np.zeros((3, 50), int))\n"
+             "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]

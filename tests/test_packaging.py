@@ -42,3 +42,28 @@ def test_each_subcommand_help_has_an_example():
         result = run_mllm(name, "--help")
         assert result.returncode == 0, result.stderr
         assert f"mllm {name}" in result.stdout, f"{name} --help shows no example"
+
+
+def test_help_lists_every_command_by_its_own_summary_without_importing_them():
+    """`mllm --help` lists each command by SUMMARIES (no command module is imported for it): each
+    summary must be the first paragraph of the command's own help, and every command has one."""
+    from mllm.cli.main import COMMANDS, SUMMARIES, load_command
+
+    assert set(SUMMARIES) == set(COMMANDS)
+    for name in COMMANDS:
+        first_paragraph = " ".join(load_command(name).help.split("\n\n")[0].split())
+        assert SUMMARIES[name] == first_paragraph, name
+    probe = (
+        "import sys\n"
+        "from mllm.cli.main import main\n"
+        "sys.argv = ['mllm', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy', 'mir_eval', 'numpy')"
+        " or m.startswith('mllm.cli.') and m != 'mllm.cli.main'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "[]", lines[-1]
+    for name in COMMANDS:
+        assert any(line.lstrip("│ ").startswith(name + " ") for line in lines), name

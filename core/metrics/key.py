@@ -13,7 +13,8 @@ means the answer named no key: it scores 0 on every metric. A reference must be 
 Metrics
 -------
 * :func:`weighted_score`: MIREX weighted score (1.0 / 0.5 / 0.3 / 0.2 / 0.0), mir_eval's
-  definition, optionally with MIREX 2017's "fifth below" case.
+  definition (written out, checked against mir_eval.key), optionally with MIREX 2017's "fifth
+  below" case.
 * :func:`exact`: 1.0 when tonic pitch class and mode agree.
 * :func:`evaluate`: both, averaged over a list of items.
 """
@@ -23,32 +24,68 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-import mir_eval
-
 __all__ = ["validate", "weighted_score", "exact", "evaluate"]
+
+# mir_eval.key's definitions (0.8.2), written out here: importing mir_eval costs about 1 s (its
+# package imports every submodule, and scipy.stats with them), more than scoring 100,000 keys, and
+# `mllm eval-mir` on a key file should start in a fraction of that. tests/test_metrics_key.py
+# checks validation, splitting and the weighted score against mir_eval.key on every pair of keys.
+_SEMITONE = {"c": 0, "c#": 1, "db": 1, "d": 2, "d#": 3, "eb": 3, "e": 4, "f": 5, "f#": 6, "gb": 6, "g": 7,
+             "g#": 8, "ab": 8, "a": 9, "a#": 10, "bb": 10, "b": 11}
+_MODES = ("major", "minor", "other")
+
+
+def _validate_key(key: str) -> None:
+    """mir_eval.key.validate_key: raise ValueError unless `key` is ``'(tonic) (mode)'`` or ``'X'``."""
+    parts = key.split()
+    if key.lower() == "x":
+        return
+    if len(parts) != 2:
+        raise ValueError(f"'{key}' is not in the form '(key) (mode)' or 'X'")
+    tonic, mode = parts
+    if tonic.lower() == "x":
+        raise ValueError(f"Mode {mode} is invalid; 'X' (Uncategorized) doesn't have mode")
+    if tonic.lower() not in _SEMITONE:
+        raise ValueError(f"Key {tonic} is invalid; should be e.g. D or C# or Eb or X (Uncategorized)")
+    if mode not in _MODES:
+        raise ValueError(f"Mode '{mode}' is invalid; must be 'major', 'minor' or 'other'")
+
+
+def _split_key(key: str) -> tuple[int | None, str | None]:
+    """mir_eval.key.split_key_string: ``'C# major'`` -> (1, 'major'); ``'X'`` -> (None, None)."""
+    if key.lower() == "x":
+        return None, None
+    tonic, mode = key.split()
+    return _SEMITONE[tonic.lower()], mode
 
 
 def validate(reference: str, estimate: str | None) -> None:
     """Raise ValueError unless `reference` (and `estimate`, when given) are mir_eval key strings."""
-    mir_eval.key.validate_key(reference)
+    _validate_key(reference)
     if estimate is not None:
-        mir_eval.key.validate_key(estimate)
+        _validate_key(estimate)
 
 
 # Evaluation calls these per item on up to 100k items, and the 24 keys (+ X) make at most ~650
-# distinct (reference, estimate) pairs: the cache turns mir_eval's parsing into a dict look-up.
+# distinct (reference, estimate) pairs: the cache turns the parsing into a dict look-up.
 @lru_cache(maxsize=4096)
 def _weighted_score(reference: str, estimate: str, descending_fifths: bool) -> float:
-    score = float(mir_eval.key.weighted_score(reference, estimate))
-    if descending_fifths and score == 0.0:
-        # mir_eval 0.8.2 scores only the fifth ABOVE the reference (estimate - reference = 7
-        # semitones); MIREX 2017 also gives 0.5 to the fifth below (= 5 semitones above), same mode.
-        ref_tonic, ref_mode = mir_eval.key.split_key_string(reference)
-        est_tonic, est_mode = mir_eval.key.split_key_string(estimate)
-        same_mode = ref_tonic is not None and est_tonic is not None and ref_mode == est_mode
-        if same_mode and (est_tonic - ref_tonic) % 12 == 5:
-            score = 0.5
-    return score
+    validate(reference, estimate)
+    ref_tonic, ref_mode = _split_key(reference)
+    est_tonic, est_mode = _split_key(estimate)
+    if ref_tonic == est_tonic and ref_mode == est_mode:
+        return 1.0
+    if ref_tonic is None or est_tonic is None:
+        return 0.0
+    interval = (est_tonic - ref_tonic) % 12  # semitones from the reference's tonic up to the estimate's
+    if est_mode == ref_mode:
+        # mir_eval scores only the fifth ABOVE; MIREX 2017 also the fifth below (5 semitones up)
+        return 0.5 if interval == 7 or (descending_fifths and interval == 5) else 0.0
+    if (ref_mode == "major" and interval == 9) or (ref_mode == "minor" and interval == 3):
+        return 0.3  # relative minor / relative major
+    if interval == 0:
+        return 0.2  # parallel
+    return 0.0
 
 
 def weighted_score(reference: str, estimate: str | None, descending_fifths: bool = False) -> float:
@@ -90,7 +127,7 @@ def weighted_score(reference: str, estimate: str | None, descending_fifths: bool
         One of 1.0, 0.5, 0.3, 0.2, 0.0.
     """
     if estimate is None:
-        mir_eval.key.validate_key(reference)
+        _validate_key(reference)
         return 0.0
     return _weighted_score(reference, estimate, bool(descending_fifths))
 
@@ -98,7 +135,7 @@ def weighted_score(reference: str, estimate: str | None, descending_fifths: bool
 @lru_cache(maxsize=4096)
 def _exact(reference: str, estimate: str) -> float:
     validate(reference, estimate)
-    return float(mir_eval.key.split_key_string(reference) == mir_eval.key.split_key_string(estimate))
+    return float(_split_key(reference) == _split_key(estimate))
 
 
 def exact(reference: str, estimate: str | None) -> float:
@@ -124,7 +161,7 @@ def exact(reference: str, estimate: str | None) -> float:
         1.0 or 0.0.
     """
     if estimate is None:
-        mir_eval.key.validate_key(reference)
+        _validate_key(reference)
         return 0.0
     return _exact(reference, estimate)
 
