@@ -146,6 +146,8 @@ def test_sft_trains_with_the_file_and_keeps_its_options_then_resumes_with_them(p
     assert (kept["steps"], kept["batch-size"], kept["lr"], kept["llm"], kept["output"]) == (3, 4, 5e-3, str(llm), str(run))
     assert kept["device"] == "cpu" and kept["bf16"] is False  # as resolved, not 'auto'
     assert invoke("sft", "--config", run / "options.yaml", "--print-config").stdout == (run / "options.yaml").read_text()
+    invoke("sft", records, "--config", run / "options.yaml", "--seed", 1, "-o", tmp_path / "seed1")  # README's
+    assert json.loads((tmp_path / "seed1" / "trainer_state.json").read_text())["config"]["seed"] == 1
 
     # resumed with the same file (and the lr the run used): accepted, trained further
     resumed = invoke("sft", records, "--config", config, "--lr", "5e-3", "--resume", run, "--extend-to", 4)
@@ -166,6 +168,11 @@ def test_grpo_config_names_the_checkpoint_and_a_resume_accepts_the_same_file(sft
     invoke("grpo", records, "--config", config)
     kept = yaml.safe_load((run / "options.yaml").read_text())
     assert (kept["checkpoint"], kept["steps"], kept["group-size"], kept["llm"]) == (str(sft), 1, 2, None)
+    again = invoke("grpo", records, "--config", run / "options.yaml", "--beta", 0.04, "-o", tmp_path / "kl")  # README's
+    assert [r["step"] for r in metrics(again.stdout)] == [1]
+    assert yaml.safe_load((tmp_path / "kl" / "options.yaml").read_text())["beta"] == 0.04
+    refused = invoke("grpo", records, "--config", run / "options.yaml", expect=2)  # its -o is the run: not over it
+    assert f"{run} exists" in " ".join(refused.stderr.split())
     result = invoke("grpo", records, "--config", config, "--resume", run, "--steps", 2)
     assert [r["step"] for r in metrics(result.stdout)] == [2]
     refused = invoke("grpo", records, "--config", config, "--resume", run, "--steps", 3, "--checkpoint", tmp_path,
