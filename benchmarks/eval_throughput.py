@@ -118,17 +118,29 @@ def write(path: Path, records) -> None:
             handle.write(orjson.dumps(record) + b"\n")
 
 
+# The command runs under a small Python parent that reports its child's CPU time and peak RSS: a
+# child forked from this process would report at least this process's own resident memory at the
+# fork (Linux carries the old address space's high-water mark across exec), and this process
+# holds the generated records.
+_MEASURE = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime, usage.ru_maxrss)\n"
+)
+
+
 def run(args: list[str]) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds and peak resident memory (MB) of one command in its own process."""
     one_core = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "mllm.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=one_core)
-    stderr = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own CPU time and peak RSS
+    measured = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "mllm.cli", *args, "--overwrite"],
+                              capture_output=True, env=one_core)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"command failed: mllm {' '.join(args)}\n{stderr.decode()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    code, cpu, rss_kb = measured.stdout.split()
+    if int(code) != 0:
+        sys.exit(f"command failed: mllm {' '.join(args)}\n{measured.stderr.decode()[-2000:]}")
+    return wall, float(cpu), int(rss_kb) / 1024
 
 
 # ---------------------------------------------------------------- label statistics (library level)

@@ -56,7 +56,8 @@ def children_cpu() -> float:
 
 def run_ours(manifest: str, out: Path, backend: str) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of `mllm extract-features` on the manifest, start-up excluded."""
-    command = [sys.executable, "-m", "mllm.cli", "extract-features", "--workers", "1", "--backend", backend, "--allow-errors"]
+    command = [sys.executable, "-m", "mllm.cli", "extract-features", "--workers", "1", "--backend", backend, "--allow-errors",
+               "--overwrite"]
     empty = out.with_name("empty.jsonl")
     empty.write_bytes(b"")
     before = children_cpu()

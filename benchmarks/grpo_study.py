@@ -106,7 +106,7 @@ def evaluate(answers: Path, other: Path | None, threads: int, resamples: int) ->
         args += ["--compare", str(other)]
     out = answers.with_suffix(".eval.json") if other is None else answers.with_name(
         f"{answers.stem}.vs.{other.stem}.json")
-    mllm([*args, "-o", str(out)], threads=threads, stdout=subprocess.DEVNULL)
+    mllm([*args, "-o", str(out), "--overwrite"], threads=threads, stdout=subprocess.DEVNULL)  # rescored on every run
     return json.loads(out.read_text())
 
 
