@@ -86,9 +86,11 @@ def pipelines(args, folder: Path, clips: Path, env: dict, before: dict | None) -
         checkpoint = build_checkpoint(folder, spec)
         encode = f"{MLLM} encode {clips} --encoder {spec['name']} --frame-rate 1"
         caption = f"{MLLM} caption - --model {checkpoint} --max-new-tokens {args.max_new_tokens} --batch-size 8"
-        piped = f"set -o pipefail; {encode} | {caption} -o {folder}/out.jsonl"
+        # each run starts from no output (mllm refuses to write over one; the "before" tree has no --overwrite)
+        clean = f"rm -f {folder}/out.jsonl {folder}/emb.jsonl"
+        piped = f"set -o pipefail; {clean}; {encode} | {caption} -o {folder}/out.jsonl"
         ways = {
-            "in turn": (f"{encode} -o {folder}/emb.jsonl && {caption.replace(' - ', f' {folder}/emb.jsonl ')} "
+            "in turn": (f"{clean}; {encode} -o {folder}/emb.jsonl && {caption.replace(' - ', f' {folder}/emb.jsonl ')} "
                         f"-o {folder}/out.jsonl", env),
             "piped": (piped, env),
             "piped, 1 thread": (piped, {**env, "MLLM_THREADS": "1"}),
@@ -123,7 +125,8 @@ def trainings(args, folder: Path, clips: Path, env: dict, before: dict | None) -
     for name, way_env in (("two at once", env), ("two at once, before", before)):
         if way_env is None:
             continue
-        run(f"{sft} -o {folder}/a > {folder}/a.log & {sft} -o {folder}/b > {folder}/b.log & wait", way_env)
+        run(f"rm -rf {folder}/a {folder}/b; {sft} -o {folder}/a > {folder}/a.log & {sft} -o {folder}/b > {folder}/b.log & wait",
+            way_env)
         print(f"  {name:20s} {seconds_per_step(folder / 'a.log', folder / 'b.log'):6.2f} s", flush=True)
 
 
