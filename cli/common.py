@@ -127,7 +127,7 @@ def refuse_overwrite(output: str | Path | None, *inputs: str | Path | None, over
                      resume: bool = False, resumable: bool = False) -> None:
     """Exit 2, before anything is opened or computed, when writing `output` would replace earlier
     results without `overwrite`, or (even with it) destroy one of the `inputs`. The one rule of
-    every command (docs/records.md#earlier-results):
+    every command (docs/records.md, "Earlier results are never written over silently"):
 
     - kind "file" (-o FILE of records or a summary): an existing regular file is refused;
       /dev/null, pipes and stdout ('-' or None) are written as always. `resume` (caption and
@@ -140,14 +140,10 @@ def refuse_overwrite(output: str | Path | None, *inputs: str | Path | None, over
     """
     if kind == "file" and resume and overwrite:
         raise fail("--resume continues -o FILE, --overwrite replaces it: give one")
+    refuse_output_over_input(output, *inputs)
     if output is None or str(output) == "-":
-        refuse_output_over_input(output, *inputs)
         return
     path = Path(output)
-    try:
-        check_output_is_not_input(output, inputs)
-    except RecordStreamError as exc:
-        raise fail(str(exc)) from None
     if kind == "folder":
         earlier = path.is_dir() and any(path.iterdir())
         what = f"{path} is not empty (an earlier corpus?)"

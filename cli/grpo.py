@@ -85,9 +85,9 @@ def command(
 
         mllm grpo instructions.enc.jsonl --resume runs/key-grpo --steps 200     # after Ctrl-C, or to train further
 
-        mllm grpo instructions.enc.jsonl --config grpo.toml --beta 0.02 -o runs/key-beta   # options from a file, one overridden
+        mllm grpo --checkpoint runs/key -o runs/key-grpo --steps 100 --print-config > grpo.yaml   # the options, as a file
 
-        mllm grpo --config grpo.toml --print-config > grpo.yaml                 # the options it would run with
+        mllm grpo instructions.enc.jsonl --config grpo.yaml --beta 0.02 -o runs/key-beta   # options from the file, two overridden
 
         torchrun --nproc-per-node 2 -m mllm.cli grpo instructions.enc.jsonl --checkpoint runs/key -o runs/key-grpo
     """

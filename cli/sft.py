@@ -90,9 +90,9 @@ def command(
 
         mllm sft instructions.enc.jsonl -o runs/key --steps 300 --batch-size 8 --val-every 50 > runs/key.metrics.jsonl
 
-        mllm sft instructions.enc.jsonl --config key.yaml --lr 1e-4 -o runs/key-lr   # options from a file, one overridden
+        mllm sft -o runs/key --steps 300 --batch-size 8 --val-every 50 --print-config > key.yaml   # the options, as a file
 
-        mllm sft --config key.yaml --steps 500 --print-config > key-500.yaml         # the options it would run with
+        mllm sft instructions.enc.jsonl --config key.yaml --lr 1e-4 -o runs/key-lr   # options from the file, two overridden
 
         mllm sft instructions.enc.jsonl -o runs/stage1 --projector-only --lr 1e-3 --epochs 2
 

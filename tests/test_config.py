@@ -147,7 +147,8 @@ def test_sft_trains_with_the_file_and_keeps_its_options_then_resumes_with_them(p
     assert kept["device"] == "cpu" and kept["bf16"] is False  # as resolved, not 'auto'
     assert invoke("sft", "--config", run / "options.yaml", "--print-config").stdout == (run / "options.yaml").read_text()
     invoke("sft", records, "--config", run / "options.yaml", "--seed", 1, "-o", tmp_path / "seed1")  # README's
-    assert json.loads((tmp_path / "seed1" / "trainer_state.json").read_text())["config"]["seed"] == 1
+    rerun = json.loads((tmp_path / "seed1" / "trainer_state.json").read_text())["config"]
+    assert (rerun["seed"], rerun["lr"], rerun["batch_size"]) == (1, 5e-3, 4)
 
     # resumed with the same file (and the lr the run used): accepted, trained further
     resumed = invoke("sft", records, "--config", config, "--lr", "5e-3", "--resume", run, "--extend-to", 4)
