@@ -25,7 +25,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mllm.core.io.errors import StreamSummary
-from mllm.core.config import ConfigError, OptionType, read_config, write_config
 from mllm.core.io.records import (RecordStreamError, RecordWriter, check_output_is_not_input, output_format,
                                   partial_path, write_file)
 
@@ -238,9 +237,11 @@ def _config_params(command) -> dict:
     return {p.name: p for p in command.params if isinstance(p, TyperOption) and p.name not in NOT_IN_CONFIG}
 
 
-def _option_type(param: TyperOption) -> OptionType:
+def _option_type(param: TyperOption):
     """What a config file may give the option `param`: the Python type it is declared with
     (Optional[X] is X or null; anything that is not a number or a flag takes text)."""
+    from mllm.core.config import OptionType  # PyYAML only where a command takes --config
+
     annotation = param.type_descriptor.annotation
     kinds = [t for t in typing.get_args(annotation) if t is not type(None)] or [annotation]
     kind = kinds[0] if len(kinds) == 1 and kinds[0] in (bool, int, float) else str
@@ -253,6 +254,8 @@ def _read_config_file(ctx: typer.Context, param: typer.CallbackParam, value: Opt
     the file and the key when a key is unknown, a value has the wrong type or is out of range."""
     if not value or ctx.resilient_parsing:
         return value
+    from mllm.core.config import ConfigError, read_config
+
     params = _config_params(ctx.command)
     try:
         values = read_config(value, {name: _option_type(p) for name, p in params.items()}, command=f"mllm {ctx.info_name}")
@@ -290,6 +293,8 @@ def command_options(ctx: typer.Context) -> dict:
 
 def print_config(ctx: typer.Context) -> None:
     """--print-config: the command's options as YAML on stdout (read back by --config); exit 0."""
+    from mllm.core.config import write_config
+
     typer.echo(write_config(command_options(ctx)), nl=False)
     raise typer.Exit(EXIT_OK)
 
