@@ -125,6 +125,14 @@ def test_sft_and_grpo_refuse_an_existing_run_and_never_replace_their_inputs(pipe
     invoke("sft", records, "--resume", run, "--extend-to", 2)  # a resumed run continues its own folder
     assert json.loads((run / "trainer_state.json").read_text())["step"] == 2
 
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("earlier answers\n")
+    ask = ("caption", records, "--model", run, "--split", "test", "--max-new-tokens", 2, "--threads", 1, "-o", answers)
+    refused = invoke(*ask, expect=2)
+    assert f"{answers} exists: --overwrite replaces it" in said(refused) and answers.read_text() == "earlier answers\n"
+    invoke(*ask, "--overwrite")
+    assert len(answers.read_text().splitlines()) == len(records.read_text().splitlines())
+
     other = tmp_path / "notes"
     other.mkdir()
     (other / "thesis.tex").write_text("years of work")
