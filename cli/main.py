@@ -17,6 +17,7 @@ import typer.core
 import typer.main
 
 from mllm.core import __version__
+from mllm.core.quiet import quiet_libraries
 
 # In the order of a study: data, analysis, instructions, embeddings, training, inference, scores.
 # name -> the module of mllm.cli that defines its `command`
@@ -139,6 +140,7 @@ def root(
     ),
 ) -> None:
     """Build, align and evaluate music large language models."""
+    quiet_libraries()  # transformers' deprecation warnings and bars are not the user's business
 
 
 def main() -> None:

@@ -438,7 +438,7 @@ METRICS = ("r2", "rmse", "mae", "pearson", "spearman", "ccc")
 # (regression_compiled.resample_sums, one pass per resample, 15-20x faster) from this many items.
 # Importing numba and loading the compiled kernel from its cache cost 0.6-0.9 s per process, what
 # the numpy version takes for 1000 resamples of about this many items (0.3 s at 2,000, 0.9 s at
-# 10,000 on a 2-core AMD EPYC VM), so a small evaluation starts fast and a large one runs fast.
+# 10,000 on a 2-core AMD EPYC Zen 4 VM), so a small evaluation starts fast and a large one runs fast.
 COMPILED_FROM_ITEMS = 10_000
 
 
