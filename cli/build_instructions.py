@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from mllm.cli.common import (
-    ALLOW_ERRORS_HELP, FORMAT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, progress,
+    ALLOW_ERRORS_HELP, FORMAT_HELP, OUTPUT_HELP, console, fail, finish, name_value_pairs, progress, record_total,
     overwrite_option, refuse_overwrite, stream_errors,
 )
 from mllm.core.evaluation.tasks import TaskError, parse_scale
@@ -117,7 +117,7 @@ def command(
             else:
                 records = read_records(input)
             with progress() as bar:
-                task = bar.add_task("building instructions", total=None)
+                task = bar.add_task("building instructions", total=None if dataset else record_total(input))
 
                 def counted(stream):
                     for record in stream:

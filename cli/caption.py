@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, device_option,
-                             dtype_option, finish, max_new_tokens_option, open_generator, open_output, progress,
+                             dtype_option, finish, max_new_tokens_option, open_generator, open_output, progress, record_total,
                              RESUMABLE_OVERWRITE_HELP, overwrite_option, refuse_overwrite, resumed_ids, sample_option, set_threads, split_option,
                              stream_errors, temperature_option, threads_option, top_p_option)
 from mllm.core.infer.resume import skip_done
@@ -70,7 +70,7 @@ def command(
         write = open_output(stack, output, output_format_name, resume)
         records = skip_done(read_records(input), done)
         with progress() as bar:
-            task = bar.add_task("caption", total=None)
+            task = bar.add_task("caption", total=record_total(input, skip=sum(done.values())))
             for record in caption_records(records, generate, prompt=prompt, batch_size=batch_size, summary=summary,
                                          split=split):
                 write(record)

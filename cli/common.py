@@ -22,10 +22,11 @@ import typer
 from typer.core import TyperOption
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from mllm.core.io.errors import StreamSummary
-from mllm.core.io.records import (RecordStreamError, RecordWriter, check_output_is_not_input, output_format,
+from mllm.core.io.records import (RecordStreamError, RecordWriter, check_output_is_not_input, count_records, output_format,
                                   partial_path, write_file)
 
 # Everything meant for people goes to stderr; stdout carries data only.
@@ -187,17 +188,33 @@ def stream_errors() -> Iterator[None]:
 
 
 def progress(disable: bool = False) -> Progress:
-    """A Rich progress display on stderr (silent when stderr is not a terminal, or `disable`)."""
+    """A Rich progress display on stderr (silent when stderr is not a terminal, or `disable`):
+    done / total, elapsed and, when the task has a total (see record_total), the time left."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
         disable=disable,
     )
+
+
+def record_total(source: str, skip: int = 0, shard: tuple[int, int] | None = None) -> int | None:
+    """The progress bar's total for records read from `source` (a file: its records, those of
+    `shard` (i, n) alone, less `skip` already done); None for stdin, or when no bar is drawn
+    (stderr is not a terminal: the file is not read twice for nothing)."""
+    if not console.is_terminal:
+        return None
+    total = count_records(source)
+    if total is None:
+        return None
+    if shard is not None:
+        total = len(range(shard[0], total, shard[1]))
+    return max(0, total - skip)
 
 
 def finish(summary: StreamSummary, allow_errors: bool) -> None:

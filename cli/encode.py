@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress,
+from mllm.cli.common import (set_threads, threads_option, ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, console, fail, finish, progress, record_total,
                              overwrite_option, refuse_overwrite, stream_errors)
 from mllm.core.encoders import EmbeddingCache, EncodeOptions, EncoderError, encode_records, load_encoder
 from mllm.core.encoders.dsp import DSP_ENCODERS, DSP_FEATURES
@@ -79,7 +79,7 @@ def command(
     with ExitStack() as stack, stream_errors():
         writer = stack.enter_context(RecordWriter(destination, output_format))
         with progress() as bar:
-            task = bar.add_task(f"encoding ({encoder_name})", total=None)
+            task = bar.add_task(f"encoding ({encoder_name})", total=record_total(input, shard=share))
             for record in encode_records(read_records(input), encoder, options, cache=embedding_cache, summary=summary):
                 writer.write(record)
                 bar.advance(task)

@@ -15,6 +15,7 @@ from mllm.cli.common import (
     fail,
     finish,
     progress,
+    record_total,
     overwrite_option, refuse_overwrite,
     stream_errors,
 )
@@ -64,7 +65,7 @@ def command(
         raise fail(str(exc)) from None
     summary = StreamSummary(STAGE)
     with stream_errors(), RecordWriter(output or "-", output_format) as writer, progress() as bar:
-        task = bar.add_task("analysing", total=None)
+        task = bar.add_task("analysing", total=record_total(input, shard=shard_spec))
         records = read_records(input)
         for record in extract_features(
             records, backend=backend, sample_rate=sample_rate, workers=workers, shard=shard_spec, summary=summary

@@ -10,7 +10,7 @@ import typer
 
 from mllm.cli.common import (
     ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, console, device_option, dtype_option, fail,
-    finish, max_new_tokens_option, name_value_pairs, open_generator, open_output, progress, RESUMABLE_OVERWRITE_HELP, overwrite_option, refuse_overwrite,
+    finish, max_new_tokens_option, name_value_pairs, open_generator, open_output, progress, record_total, RESUMABLE_OVERWRITE_HELP, overwrite_option, refuse_overwrite,
     resumed_ids, sample_option, set_threads, split_option, stream_errors, temperature_option, threads_option,
     top_p_option,
 )
@@ -113,7 +113,7 @@ def command(
             raise fail(f"--method must be llm or probe, not {method!r}")
         write = open_output(stack, output, output_format_name, resume)
         with progress() as bar:
-            task = bar.add_task(f"regress ({method})", total=None)
+            task = bar.add_task(f"regress ({method})", total=record_total(input, skip=sum(done.values())))
             for record in results:
                 write(record)
                 bar.advance(task)

@@ -238,3 +238,41 @@ def test_read_jsonl_without_peek_support():
 
     stream = io.BufferedReader(Plain(b'{"id": "a"}\n{"id": "b"}\n'))
     assert [r["id"] for r in read_jsonl(stream, "plain")] == ["a", "b"]
+
+
+def test_count_records_is_what_read_records_yields(tmp_path):
+    from mllm.core.io.records import count_records
+
+    jsonl = tmp_path / "a.jsonl"
+    # blank lines, a malformed line (an error record, so it counts), no final newline
+    jsonl.write_bytes(b'{"id": "a"}\n\n   \n{"id": "b"}\nnot json\n{"id": "c", "x": "' + b"y" * 100 + b'"}')
+    assert count_records(jsonl) == len(list(read_records(jsonl))) == 4
+    with_bom = tmp_path / "bom.jsonl"
+    with_bom.write_bytes(b'\xef\xbb\xbf{"id": "a"}\n{"id": "b"}\n')
+    assert count_records(with_bom) == len(list(read_records(with_bom))) == 2
+    parquet = tmp_path / "b.parquet"
+    with RecordWriter(str(parquet)) as writer:
+        for i in range(7):
+            writer.write({"id": f"r{i}", "v": i})
+    assert count_records(parquet) == 7
+    array = tmp_path / "c.json"
+    array.write_text('[{"id": "a"}, {"id": "b"}]')
+    assert count_records(array) is None  # a JSON array is not counted without parsing it
+    assert count_records("-") is None and count_records(tmp_path / "missing.jsonl") is None
+    assert count_records(tmp_path) is None
+
+
+def test_record_total_counts_only_when_a_bar_is_drawn(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from mllm.cli import common
+
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(f'{{"id": "r{i}"}}\n' for i in range(10)))
+    monkeypatch.setattr(common, "console", Console(file=io.StringIO(), force_terminal=True))
+    assert common.record_total(str(path)) == 10
+    assert common.record_total(str(path), skip=3) == 7
+    assert common.record_total(str(path), shard=(1, 4)) == 3  # records 1, 5, 9
+    assert common.record_total("-") is None
+    monkeypatch.setattr(common, "console", Console(file=io.StringIO(), force_terminal=False))
+    assert common.record_total(str(path)) is None

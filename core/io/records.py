@@ -33,7 +33,7 @@ except ImportError:  # POSIX only: on Windows a second writer is not locked out
     fcntl = None  # type: ignore[assignment]
 
 from mllm.core.io.errors import Record
-from mllm.core.io.jsonl import dumps, read_jsonl
+from mllm.core.io.jsonl import UTF8_BOM, dumps, read_jsonl
 from mllm.core.io.parquet import ParquetReadError, ParquetRecordWriter, read_parquet
 
 PARQUET_MAGIC = b"PAR1"
@@ -80,6 +80,33 @@ def read_records(source: str | Path = "-", *, require_id: bool = True, name: str
     finally:
         if not stdin:
             stream.close()
+
+
+def count_records(source: str | Path) -> int | None:
+    """How many records the file `source` holds, for a progress bar's total; None for stdin, a
+    pipe, a JSON array or a file that cannot be read (the bar then counts without a total).
+
+    Parquet: the row count of its footer. JSONL: the non-blank lines, not parsed (a malformed line
+    counts: it becomes an error record, one out per line in).
+    """
+    if str(source) == "-":
+        return None
+    path = Path(source)
+    try:
+        if not path.is_file():
+            return None
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+            if head[:4] == PARQUET_MAGIC:
+                import pyarrow.parquet as pq
+
+                return pq.ParquetFile(path).metadata.num_rows
+            if head.removeprefix(UTF8_BOM).lstrip()[:1] == b"[":
+                return None
+            handle.seek(0)
+            return sum(1 for line in handle if len(line) > 64 or not line.isspace())
+    except (OSError, ValueError):
+        return None
 
 
 def spool_stdin(stack: ExitStack) -> str:
