@@ -76,7 +76,7 @@ case "$DATASET" in
     deam)
         [[ -d "$DATA/deam" ]] || recipe_fail "no $DATA/deam (see the header)"
         split=()
-        if ! find "$DATA/deam" -type d -name split | grep -q .; then
+        if [[ -z "$(find "$DATA/deam" -type d -name split -print -quit)" ]]; then
             echo "emotion_grpo: no deam/split/ lists (Music2Emo's): songs split by hash, 0.7/0.15/0.15" >&2
             split=(--split-fractions 0.7,0.15,0.15)
         fi
