@@ -656,8 +656,8 @@ SHORT = {"chance": "chance", "prior": "prior", "dsp": "DSP analysis", "probe": "
          "grpo": "SFT + GRPO", "shuffled": "SFT, shuffled audio"}
 LEGEND = ("prior: the commonest training key, the training mean tempo and energy, the training caption closest "
           "to the others. DSP analysis: extract-features' own key and tempo. Ridge probe: regress --method probe "
-          "on time-pooled embeddings. SFT, shuffled audio: the SFT model given other clips' embeddings (near "
-          "the prior: it listens). Intervals: 95 % bootstrap over the test items (Clopper-Pearson for a "
+          "on time-pooled embeddings. SFT, shuffled audio: the SFT model given other clips' embeddings (as good "
+          "as SFT: it answers from priors, not from the audio). Intervals: 95 % bootstrap over the test items (Clopper-Pearson for a "
           "proportion with no spread); [-]: fewer than two answers scored or no spread; -: does not apply.")
 
 
