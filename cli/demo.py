@@ -55,7 +55,7 @@ def command(
 
         mllm demo runs/demo --threads 2
 
-        mllm demo runs/gpu --llm HuggingFaceTB/SmolLM2-1.7B-Instruct --encoder m-a-p/MERT-v1-95M --device cuda --clips 2000
+        mllm demo runs/gpu --llm HuggingFaceTB/SmolLM2-1.7B-Instruct --encoder openai/whisper-base --device cuda --clips 2000
     """
     from mllm.core.demo import DemoError, DemoOptions, run_demo
 

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["DemoOptions", "Stage", "DemoError", "plan", "run_demo", "write_baselines", "shuffle_audio",
+__all__ = ["DemoOptions", "Stage", "DemoError", "plan", "check_folder", "run_demo", "write_baselines", "shuffle_audio",
            "build_tiny_llm", "write_report", "results_table", "ROWS", "TASKS"]
 
 # The rows of the table, in order: label, and whether the row is a model answering the test split.
@@ -242,8 +242,8 @@ def check_folder(folder: Path, stages: list[Stage], overwrite: bool) -> list[dic
     if overwrite:
         return []
     done = _load_done(folder)
-    if not done:
-        raise DemoError(f"{folder} is not empty and holds no demo (no stages.json): choose another folder, "
+    if not done and not (folder / "demo.json").exists():  # demo.json is written before the first stage
+        raise DemoError(f"{folder} is not empty and holds no demo (no demo.json): choose another folder, "
                         "or pass --overwrite to run the demo into it")
     for record, stage in zip(done, stages):
         if record["line"] != stage.line:

@@ -175,3 +175,16 @@ def test_baselines_need_train_and_test_records(tmp_path):
 
     with pytest.raises(DemoError, match="train and test"):
         write_baselines(str(tmp_path / "instructions"), str(tmp_path / "answers"))
+
+
+def test_a_demo_stopped_before_its_first_stage_continues(tmp_path):
+    from mllm.core.demo import DemoError, DemoOptions, check_folder, plan
+
+    stages = plan(DemoOptions(folder=tmp_path, fast=True))
+    (tmp_path / "demo.json").write_text("{}")  # what a demo writes before its first stage
+    (tmp_path / "logs").mkdir()
+    assert check_folder(tmp_path, stages, overwrite=False) == []
+    (tmp_path / "demo.json").unlink()
+    with pytest.raises(DemoError, match="holds no demo"):
+        check_folder(tmp_path, stages, overwrite=False)
+    assert check_folder(tmp_path, stages, overwrite=True) == []
