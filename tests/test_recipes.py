@@ -177,7 +177,12 @@ def test_multi_gpu_trains_the_same_run_on_two_processes(runs):
     assert scores["split"] == "test"
     assert {task: block["n"] for task, block in scores["tasks"].items()} == {
         "key": giantsteps_key_tracks(), "tempo": giantsteps_tempo_tracks(), "genre": gtzan_test_files()}
-    assert set(scores["comparison"]) >= {"key", "tempo", "genre"}
+    # The paired comparison with the single-process run's answers, item by item.
+    comparison = scores["comparison"]
+    assert comparison["other"] == str(single / "answers.jsonl")
+    assert {task: block["n_paired"] for task, block in comparison["tasks"].items()} == {
+        "key": giantsteps_key_tracks(), "tempo": giantsteps_tempo_tracks(), "genre": gtzan_test_files()}
+    assert {"difference", "p_value"} <= set(comparison["tasks"]["key"]["metrics"]["weighted_score"])
 
 
 # ---- emotion_grpo -------------------------------------------------------------------------------
