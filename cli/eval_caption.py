@@ -116,6 +116,12 @@ def command(
 
 def split_notes(result: dict) -> list[str]:
     """Which split each figure comes from, and what was not scored, for stderr."""
+    tasks = result["not_scored"].get("other_tasks") or {}
+    elsewhere = ["passed through unscored, for eval-mir: " + ", ".join(f"{task} {n}" for task, n in tasks.items())] if tasks else []
+    return _split_notes(result) + elsewhere
+
+
+def _split_notes(result: dict) -> list[str]:
     scored = ", ".join(f"{label} {n}" for label, n in result["n_scored_by_split"].items())
     other = result["not_scored"]["other_splits"]
     if result["split"] is not None:

@@ -299,7 +299,7 @@ def test_split_scores_that_split_alone_and_says_so(tmp_path):
     assert figures(summary["splits"]["test"]) == figures(expected["splits"]["test"])
     assert summary["metrics"] == summary["splits"]["test"]["metrics"]
     assert summary["split"] == "test" and summary["n_records"] == 12 and summary["n_scored"] == 6
-    assert summary["not_scored"] == {"other_splits": {"train": 6}} and list(summary["splits"]) == ["test"]
+    assert summary["not_scored"] == {"other_splits": {"train": 6}, "other_tasks": {}} and list(summary["splits"]) == ["test"]
     assert all(entry["split"] == "test" and entry["n"] == 6 for entry in summary["metrics"].values())
     assert "split test: 6 items scored; not scored (other splits): train 6" in said(result)
     # per item: records in = records out, the other split's records unchanged, the test records as alone
@@ -414,3 +414,23 @@ def test_bertscore_through_the_command(tmp_path):
     assert scores[2]["bertscore_f1"] < scores[0]["bertscore_f1"]
     summary = orjson.loads(invoke(source, "--metrics", "bleu", "--bertscore-model", str(model)).stdout)
     assert summary["metrics"]["bertscore_f1"]["value"] == pytest.approx(np.mean([s["bertscore_f1"] for s in scores]))
+
+
+def test_a_file_of_mixed_instruction_records_scores_its_captions_and_passes_the_rest(tmp_path):
+    # key, tempo and energy answers go to eval-mir: here they pass through untouched, counted
+    captions = split_records()
+    others = [{"id": "k1", "task": "key", "split": "test", "response": "A minor", "answer": {"key": "A minor"}},
+              {"id": "t1", "task": "tempo", "split": "test", "response": "120 BPM", "answer": {"tempo_bpm": 120.0}},
+              {"id": "e1", "task": "mood_score", "task_type": "regression", "split": "test", "response": "5",
+               "answer": {"mood_score": 5.0}}]
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [*others, *captions])
+    alone = write_jsonl(tmp_path / "captions.jsonl", captions)
+    result = invoke(mixed, *METRICS, "--split", "test")
+    summary = orjson.loads(result.stdout)
+    assert summary["not_scored"]["other_tasks"] == {"key": 1, "tempo": 1, "mood_score": 1}
+    assert summary["n_failed"] == 0 and summary["n_records"] == len(captions) + 3
+    assert figures(summary["splits"]["test"]) == figures(orjson.loads(invoke(alone, *METRICS, "--split", "test").stdout)["splits"]["test"])
+    per_item = tmp_path / "items.jsonl"
+    invoke(mixed, *METRICS, "--split", "test", "--per-item", "-o", per_item)
+    written = [orjson.loads(line) for line in per_item.read_bytes().splitlines()]
+    assert written[:3] == others and len(written) == len(captions) + 3

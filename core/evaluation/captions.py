@@ -292,13 +292,28 @@ def summarise(scores: CorpusScores, options: CaptionOptions, rows: np.ndarray | 
 # ---------------------------------------------------------------- the command's work
 
 
-OUTSIDE, FAILED, ITEM = "outside", "failed", "item"
+OUTSIDE, OTHER_TASK, FAILED, ITEM = "outside", "other_task", "failed", "item"
+
+
+def _mir_task(record: Record) -> str | None:
+    """The record's task when eval-mir scores it (key, tempo, genre, ...: a task kind of
+    core/evaluation/kinds.py, by name or `task_type`), else None: a file of mixed instruction
+    records goes to both commands, each scoring its own."""
+    from mllm.core.evaluation.kinds import KIND_OF_TASK, KINDS
+
+    task, task_type = record.get("task"), record.get("task_type")
+    if isinstance(task_type, str) and task_type in KINDS:
+        return task if isinstance(task, str) else task_type
+    if isinstance(task, str) and task.lower() in KIND_OF_TASK:
+        return task
+    return None
 
 
 def read_item(record: Record, options: CaptionOptions) -> tuple[str, Record, tuple[str, list[str]] | None]:
     """What one record is to the evaluation, the same in both passes: (kind, record, pair).
 
-    OUTSIDE: not of `options.split`, passed through untouched; FAILED: failed upstream (passed
+    OUTSIDE: not of `options.split`, passed through untouched; OTHER_TASK: a task eval-mir scores
+    (key, tempo, ...), passed through untouched; FAILED: failed upstream (passed
     through) or here (the error record is returned; a non-text `split` is one); ITEM: to score,
     with its (candidate, references).
     """
@@ -306,6 +321,8 @@ def read_item(record: Record, options: CaptionOptions) -> tuple[str, Record, tup
         return OUTSIDE, record, None
     if has_error(record):
         return FAILED, record, None
+    if _mir_task(record) is not None:
+        return OTHER_TASK, record, None
     try:
         record_split(record)
     except ValueError as exc:
@@ -344,6 +361,7 @@ def evaluate(
     n_records = 0
     blocks: dict[str | None, dict[str, int]] = {}  # split -> {"n_records", "n_failed"}
     outside: dict[str, int] = {}  # split label -> records of other splits, not scored
+    other_tasks: dict[str, int] = {}  # task -> records eval-mir scores, not scored here
     note("reading")
     for record in source.records():
         n_records += 1
@@ -354,6 +372,10 @@ def evaluate(
         split = _split_of(record)
         if kind == OUTSIDE:
             outside[split_label(split)] = outside.get(split_label(split), 0) + 1
+            continue
+        if kind == OTHER_TASK:
+            task = _mir_task(record)
+            other_tasks[task] = other_tasks.get(task, 0) + 1
             continue
         block = blocks.setdefault(split, {"n_records": 0, "n_failed": 0})
         block["n_records"] += 1
@@ -382,7 +404,7 @@ def evaluate(
         "n_scored": len(corpus),
         "n_failed": sum(block["n_failed"] for block in splits.values()),
         "n_scored_by_split": {label: block["n_scored"] for label, block in splits.items()},
-        "not_scored": {"other_splits": outside},
+        "not_scored": {"other_splits": outside, "other_tasks": other_tasks},
         "tokenizer": TOKENIZER,
         "meteor_backend": _meteor_name(options),
         "bootstrap": {
@@ -407,7 +429,7 @@ def _meteor_name(options: CaptionOptions) -> str | None:
 
 def _write_items(source: ResultInput, options: CaptionOptions, scores: CorpusScores, write: Callable[[Record], None]) -> None:
     """Second pass: every record again, with `eval` = {scores, n_references, split}, its error, or
-    untouched (another split)."""
+    untouched (another split, or a task eval-mir scores)."""
     names = list(scores.items)
     index = 0
     for record in source.records():
