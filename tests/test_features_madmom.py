@@ -147,6 +147,7 @@ def test_madmom_broken_and_silent_inputs(rendered):
     (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio at all" * 20)
     sf.write(folder / "silent.wav", np.zeros(44100, dtype=np.float32), 22050)
     sf.write(folder / "short.wav", 0.1 * np.random.default_rng(0).standard_normal(3000).astype(np.float32), 22050)
+    sf.write(folder / "long.wav", np.zeros(301 * 8000, dtype=np.int16), 8000, subtype="PCM_16")  # over LONGEST_SECONDS
     inputs = [
         {"id": "missing", "audio": str(folder / "nope.wav")},
         {"id": "empty", "audio": str(folder / "empty.wav")},
@@ -154,6 +155,8 @@ def test_madmom_broken_and_silent_inputs(rendered):
         {"id": "no-audio-field"},
         {"id": "silent", "audio": str(folder / "silent.wav")},
         {"id": "short", "audio": str(folder / "short.wav")},
+        {"id": "long", "audio": str(folder / "long.wav")},
+        {"id": "long-cropped", "audio": str(folder / "long.wav"), "start": 10.0, "end": 12.0},
     ]
     summary = StreamSummary(STAGE)
     out = {r["id"]: r for r in extract_features(inputs, backend="madmom", summary=summary)}
@@ -168,7 +171,9 @@ def test_madmom_broken_and_silent_inputs(rendered):
     short = out["short"]["features"]  # 0.14 s of noise: padded for madmom's networks, nothing past its end
     assert short["duration"] == 0.136 and short["tempo_bpm"] is None and short["chords"][-1][1] == 0.136
     assert all(t < 0.136 for t in short["beats"])
-    assert (summary.records_in, summary.failed_here) == (6, 4)
+    assert out["long"]["error"]["type"] == "AudioTooLong" and "300" in out["long"]["error"]["message"]
+    assert out["long-cropped"]["features"]["duration"] == 2.0  # a crop of it is analysed (silence here)
+    assert (summary.records_in, summary.failed_here) == (8, 5)
 
 
 def test_madmom_through_the_cli_with_two_workers(rendered, tmp_path):

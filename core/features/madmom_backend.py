@@ -55,9 +55,10 @@ MIN_BEATS_FOR_METER = 8
 # The key CNN gives NaN below about 1.5 s and the chord network fails below 0.2 s: shorter excerpts
 # are padded with silence to this length for madmom (times past the excerpt are then dropped).
 SHORTEST_SIGNAL_SECONDS = 2.0
-# madmom holds the signal at 44.1 kHz and three spectrograms per RNN for the whole excerpt;
-# see docs/features.md ("Long audio") for the measured peak. Longer excerpts are refused.
-LONGEST_SECONDS = 1800.0
+# madmom works on the whole excerpt: the RNNs' spectrograms and above all the two DBNs' Viterbi
+# lattices (100 frames/s x thousands of states) grow about 0.7 GB per minute; 5 minutes peaked at
+# 4.2 GB (docs/features.md, "Long audio"). Longer excerpts are refused: analyse them in crops.
+LONGEST_SECONDS = 300.0
 
 PITCH_CLASS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6,
                "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
