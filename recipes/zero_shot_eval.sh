@@ -25,11 +25,11 @@
 #   build-instructions --dataset gtzan --tasks genre; --dataset merge --tasks quadrant; --dataset musiccaps --tasks caption
 #   caption FILE --model MODEL --prompt PROMPT --split test   (per task, its prompt)
 #   eval-mir genre+mood answers --split test --labels genre=<GTZAN's 10> --labels quadrant=Q1,Q2,Q3,Q4 -o scores.json
-#   eval-caption caption answers --split test --metrics rouge -o captions.json
+#   eval-caption caption answers --split test --metrics rouge,rouge1 -o captions.json
 #
 # Output: OUT_DIR/scores.json (genre, quadrant: accuracy with its Clopper-Pearson interval, n, parse
 # rate, the unread answers by reason: "no label of the set", "several labels"), OUT_DIR/captions.json
-# (rouge_l_f, rouge_l_recall), both split "test".
+# (rouge_1_precision/recall/f, rouge_l_precision/recall/f: the survey's ROUGE-1 and ROUGE-L P/R/F), both split "test".
 #
 # Figures to expect (the survey, Table 3, accuracy; Table 4, MusicCaps): Qwen-Audio (the first Qwen
 # audio model, not Qwen2-Audio) GTZAN genre 80 %, mood 29 % (Music-Classification) and 53 % (MIREX
@@ -37,8 +37,8 @@
 # 7-61 % on GTZAN. MERGE's quadrants are not the survey's mood sets, so the mood row has no published
 # counterpart. The smoke run's figures mean nothing (a random tiny Qwen2-Audio).
 #
-# Approximated: `mllm eval-caption` reports ROUGE-L F and recall only: ROUGE-1 and ROUGE-L precision,
-# which the survey's Table 4 also gives, are not computed by mllm (a missing feature). The survey's own
+# Approximated: ROUGE on mllm's caption tokens (NFKC, lowercase, punctuation dropped) and rouge-score's
+# F1 of the best reference, which may differ from the survey's tokenisation. The survey's own
 # prompts are not published; the defaults here name the label set. Its mood datasets
 # (Music-Classification, Multi-modal MIREX Emotion) and FMA have no adapter in mllm.
 
@@ -82,7 +82,7 @@ if (( ${#classified[@]} > 0 )); then
         "${THREADS[@]}" "${OVERWRITE[@]}"
 fi
 if [[ -e "$OUT/answers/caption.jsonl" ]]; then
-    step "$MLLM" eval-caption "$OUT/answers/caption.jsonl" --split test --metrics rouge --table -o "$OUT/captions.json" \
+    step "$MLLM" eval-caption "$OUT/answers/caption.jsonl" --split test --metrics rouge,rouge1 --table -o "$OUT/captions.json" \
         "${THREADS[@]}" "${OVERWRITE[@]}"
 fi
 echo "zero_shot_eval: test-split scores in $OUT/scores.json and $OUT/captions.json" >&2

@@ -68,7 +68,8 @@ def test_summary_against_hand_counts(tmp_path):
     f_scores = [f_measure(1, 4 / 5), f_measure(2 / 3, 2 / 4), 0.0]
     assert metrics["rouge_l_f"]["value"] == pytest.approx(np.mean(f_scores))
     assert metrics["rouge_l_recall"]["value"] == pytest.approx(np.mean([4 / 5, 2 / 4, 0.0]))
-    assert set(metrics) == {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l_f", "rouge_l_recall", "cider"}
+    assert set(metrics) == {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l_f", "rouge_l_recall", "rouge_l_precision",
+                            "cider"}
     for name in ("bleu_1", "rouge_l_f"):
         assert metrics[name]["low"] <= metrics[name]["value"] <= metrics[name]["high"]
         assert metrics[name]["interval_of"] == "value"
@@ -434,3 +435,20 @@ def test_a_file_of_mixed_instruction_records_scores_its_captions_and_passes_the_
     invoke(mixed, *METRICS, "--split", "test", "--per-item", "-o", per_item)
     written = [orjson.loads(line) for line in per_item.read_bytes().splitlines()]
     assert written[:3] == others and len(written) == len(captions) + 3
+
+
+def test_rouge1_and_rouge_l_precision_are_rouge_scores(tmp_path):
+    from rouge_score.rouge_scorer import RougeScorer
+
+    records = [{"id": "a", "response": "a calm piano piece", "reference": "a slow calm solo piano"},
+               {"id": "b", "response": "piano a calm", "reference": ["a calm piano", "loud drums"]}]
+    summary = orjson.loads(invoke(write_jsonl(tmp_path / "c.jsonl", records), "--metrics", "rouge,rouge1").stdout)
+    metrics = summary["metrics"]
+    scorer = RougeScorer(["rouge1", "rougeL"])
+    for kind, prefix in (("rouge1", "rouge_1"), ("rougeL", "rouge_l")):
+        scores = [scorer.score_multi([r["reference"]] if isinstance(r["reference"], str) else r["reference"],
+                                     r["response"])[kind] for r in records]
+        assert metrics[f"{prefix}_precision"]["value"] == pytest.approx(np.mean([s.precision for s in scores]))
+        assert metrics[f"{prefix}_recall"]["value"] == pytest.approx(np.mean([s.recall for s in scores]))
+    assert metrics["rouge_1_f"]["value"] == pytest.approx((2 * 0.75 * 0.6 / 1.35 + 1.0) / 2)  # by hand: 3/4, 3/5; 1
+    assert metrics["rouge_l_precision"]["value"] == pytest.approx((0.75 + 2 / 3) / 2)  # LCS "a calm piano"; "a calm"

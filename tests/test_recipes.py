@@ -258,7 +258,7 @@ def test_zero_shot_eval_counts_answers_outside_the_label_set_wrong(runs):
     assert all(("response" in r) == (r["split"] == "test") for r in answers)
     captions = json.loads((folder / "captions.json").read_text())
     assert set(captions["splits"]) == {"test"} and captions["splits"]["test"]["n_scored"] == 1
-    assert set(captions["splits"]["test"]["metrics"]) == {"rouge_l_f", "rouge_l_recall"}
+    assert set(captions["splits"]["test"]["metrics"]) == {f"rouge_{n}_{m}" for n in ("1", "l") for m in ("precision", "recall", "f")}
 
 
 # ---- conventions --------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from mllm.core.metrics.bootstrap import bootstrap_intervals
 from mllm.core.options import check_integer, check_number
 
 STAGE = "eval-caption"
-METRIC_GROUPS = ("bleu", "meteor", "rouge", "cider", "bertscore")
+METRIC_GROUPS = ("bleu", "meteor", "rouge", "rouge1", "cider", "bertscore")
 DEFAULT_METRICS = ("bleu", "meteor", "rouge", "cider")
 METEOR_BACKENDS = ("auto", "jar", "nltk")
 TOKENIZER = "mllm regex: NFKC, lowercase, letter/digit runs (inner ' and - kept, inner . , between digits kept), punctuation dropped"
@@ -212,6 +212,12 @@ def score_corpus(corpus: CaptionCorpus, options: CaptionOptions, note: Callable[
         note("ROUGE-L")
         values = np.array([metrics.rouge_l(c, r) for c, r in zip(cands, refs)]).reshape(-1, 3)
         scores.items["rouge_l_f"], scores.items["rouge_l_recall"] = values[:, 2], values[:, 1]
+        scores.items["rouge_l_precision"] = values[:, 0]
+    if "rouge1" in options.metrics:
+        note("ROUGE-1")
+        values = np.array([metrics.rouge_1(c, r) for c, r in zip(cands, refs)]).reshape(-1, 3)
+        for column, name in enumerate(("precision", "recall", "f")):
+            scores.items[f"rouge_1_{name}"] = values[:, column]
     if "cider" in options.metrics:
         note("CIDEr")
         scores.items["cider"] = np.zeros(len(corpus))

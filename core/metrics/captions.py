@@ -21,6 +21,7 @@ Metrics
 * :func:`bleu`: BLEU-1..4, corpus-level and per item (pycocoevalcap, as COCO).
 * :func:`corpus_bleu_statistic`: corpus BLEU from per-item counts, vectorised (for the bootstrap).
 * :func:`rouge_l`: ROUGE-L precision, recall and F of one item (rouge-score).
+* :func:`rouge_1`: ROUGE-1 precision, recall and F of one item (rouge-score).
 * :func:`cider`: CIDEr-D, corpus-level and per item (pycocoevalcap, as COCO).
 * :func:`meteor_nltk`: METEOR of one item (NLTK, WordNet synonyms).
 * :func:`meteor_jar`: METEOR 1.5, corpus-level and per item (the Java jar COCO runs).
@@ -53,7 +54,7 @@ from mllm.core.metrics import caption_resources
 from mllm.core.metrics.caption_resources import MissingResource
 
 __all__ = [
-    "MissingResource", "tokenize", "Bleu", "bleu", "corpus_bleu_statistic", "rouge_l", "cider",
+    "MissingResource", "tokenize", "Bleu", "bleu", "corpus_bleu_statistic", "rouge_l", "rouge_1", "cider",
     "meteor_nltk", "Meteor", "meteor_jar", "corpus_meteor_statistic", "check_bertscore_model", "bertscore",
 ]
 
@@ -201,7 +202,32 @@ class _SpaceTokenizer:
         return text.split()
 
 
-_ROUGE = None
+_ROUGE: dict = {}  # rouge-score's kind ("rougeL", "rouge1") -> its scorer
+
+
+def _rouge(kind: str, candidate: str, references: Sequence[str]) -> tuple[float, float, float]:
+    if kind not in _ROUGE:
+        from rouge_score.rouge_scorer import RougeScorer  # imports absl and nltk: only when used
+
+        _ROUGE[kind] = RougeScorer([kind], tokenizer=_SpaceTokenizer())
+    score = _ROUGE[kind].score_multi(list(references), candidate)[kind]
+    return float(score.precision), float(score.recall), float(score.fmeasure)
+
+
+def rouge_1(candidate: str, references: Sequence[str]) -> tuple[float, float, float]:
+    """ROUGE-1 (Lin 2004) of one item: unigram overlap precision, recall and F (rouge-score's
+    ``rouge1``, on our tokens, no stemming). With M = the tokens candidate and reference share
+    (counted with multiplicity): P = M / len(candidate), R = M / len(reference), F = 2 P R / (P + R);
+    several references: the one with the highest F, as :func:`rouge_l`.
+
+    Examples
+    --------
+    >>> [round(v, 4) for v in rouge_1("a calm piano piece", ["a slow calm solo piano"])]  # a, calm, piano
+    [0.75, 0.6, 0.6667]
+    >>> [round(v, 4) for v in rouge_1("piano a calm", ["a calm piano"])]  # order does not matter (ROUGE-L: 0.6667)
+    [1.0, 1.0, 1.0]
+    """
+    return _rouge("rouge1", candidate, references)
 
 
 def rouge_l(candidate: str, references: Sequence[str]) -> tuple[float, float, float]:
@@ -229,13 +255,7 @@ def rouge_l(candidate: str, references: Sequence[str]) -> tuple[float, float, fl
     -------
     (precision, recall, f) : tuple of float
     """
-    global _ROUGE
-    if _ROUGE is None:
-        from rouge_score.rouge_scorer import RougeScorer  # imports absl and nltk: only when used
-
-        _ROUGE = RougeScorer(["rougeL"], tokenizer=_SpaceTokenizer())
-    score = _ROUGE.score_multi(list(references), candidate)["rougeL"]
-    return float(score.precision), float(score.recall), float(score.fmeasure)
+    return _rouge("rougeL", candidate, references)
 
 
 # ---------------------------------------------------------------- CIDEr
