@@ -9,6 +9,7 @@ pipeline starts in about the time its own imports take.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterator, MutableMapping
 
 import click
@@ -55,11 +56,19 @@ SUMMARIES = {
 }
 
 
+def reflowed(doc: str) -> str:
+    """A docstring for --help: the lines of each prose paragraph joined, so that Rich wraps it at the
+    terminal's width (it keeps single line breaks: 100-column docstrings came out ragged at 80);
+    indented paragraphs (the examples) are kept line for line."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if p.startswith(" ") or "\n " in p else " ".join(p.split("\n")) for p in paragraphs)
+
+
 def load_command(name: str) -> click.Command:
     """The click command of subcommand `name`, built from its module's `command` function."""
     module = importlib.import_module(f"mllm.cli.{COMMANDS[name]}")
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    single.command(name)(module.command)
+    single.command(name, help=reflowed(module.command.__doc__ or ""))(module.command)
     return typer.main.get_command(single)
 
 

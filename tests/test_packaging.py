@@ -67,3 +67,22 @@ def test_help_lists_every_command_by_its_own_summary_without_importing_them():
     assert lines[-1] == "[]", lines[-1]
     for name in COMMANDS:
         assert any(line.lstrip("│ ").startswith(name + " ") for line in lines), name
+
+
+def test_help_prose_is_reflowed_and_examples_kept_line_for_line():
+    from mllm.cli.main import reflowed
+
+    doc = """First line.
+
+    A paragraph written
+    on three lines
+    of the docstring.
+
+    Examples:
+
+        mllm eval-mir a.jsonl --split test
+        mllm eval-mir b.jsonl
+    """
+    assert reflowed(doc).split("\n\n") == [
+        "First line.", "A paragraph written on three lines of the docstring.", "Examples:",
+        "    mllm eval-mir a.jsonl --split test\n    mllm eval-mir b.jsonl"]
