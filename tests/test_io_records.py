@@ -240,7 +240,7 @@ def test_read_jsonl_without_peek_support():
     assert [r["id"] for r in read_jsonl(stream, "plain")] == ["a", "b"]
 
 
-def test_count_records_is_what_read_records_yields(tmp_path):
+def test_count_records_is_what_read_records_yields(tmp_path, monkeypatch):
     from mllm.core.io.records import count_records
 
     jsonl = tmp_path / "a.jsonl"
@@ -260,6 +260,10 @@ def test_count_records_is_what_read_records_yields(tmp_path):
     assert count_records(array) is None  # a JSON array is not counted without parsing it
     assert count_records("-") is None and count_records(tmp_path / "missing.jsonl") is None
     assert count_records(tmp_path) is None
+    from mllm.core.io import records
+
+    monkeypatch.setattr(records, "COUNT_LINES_UP_TO", jsonl.stat().st_size - 1)  # too large to count in passing
+    assert count_records(jsonl) is None and count_records(parquet) == 7
 
 
 def test_record_total_counts_only_when_a_bar_is_drawn(tmp_path, monkeypatch):

@@ -82,12 +82,16 @@ def read_records(source: str | Path = "-", *, require_id: bool = True, name: str
             stream.close()
 
 
+COUNT_LINES_UP_TO = 1 << 30  # bytes
+
+
 def count_records(source: str | Path) -> int | None:
     """How many records the file `source` holds, for a progress bar's total; None for stdin, a
     pipe, a JSON array or a file that cannot be read (the bar then counts without a total).
 
     Parquet: the row count of its footer. JSONL: the non-blank lines, not parsed (a malformed line
-    counts: it becomes an error record, one out per line in).
+    counts: it becomes an error record, one out per line in); a JSONL file over COUNT_LINES_UP_TO
+    bytes is not counted (an extra pass over gigabytes of embeddings would delay the start).
     """
     if str(source) == "-":
         return None
@@ -101,7 +105,7 @@ def count_records(source: str | Path) -> int | None:
                 import pyarrow.parquet as pq
 
                 return pq.ParquetFile(path).metadata.num_rows
-            if head.removeprefix(UTF8_BOM).lstrip()[:1] == b"[":
+            if head.removeprefix(UTF8_BOM).lstrip()[:1] == b"[" or path.stat().st_size > COUNT_LINES_UP_TO:
                 return None
             handle.seek(0)
             return sum(1 for line in handle if len(line) > 64 or not line.isspace())
