@@ -1,9 +1,10 @@
 """The `mllm` command: one Typer app, one module per subcommand.
 
 A subcommand is registered here only once it works. Its module (and what it imports: torch for
-sft, mir_eval and scikit-learn for eval-mir) is imported only when the subcommand runs, or for
-the command list of `mllm --help`: `mllm eval-mir` does not pay for torch, so each stage of a
-pipeline starts in about the time its own imports take.
+sft, the parsers and metrics for eval-mir) is imported only when the subcommand runs; `mllm
+--help` lists the commands by SUMMARIES and imports none of them. `mllm eval-mir` does not pay
+for torch, so each stage of a pipeline starts in about the time its own imports take
+(benchmarks/startup.py).
 """
 
 from __future__ import annotations
