@@ -8,7 +8,7 @@ reason (hub ids -> tiny local models of the same architecture, hundreds of steps
 Commands that CI itself runs (install, the test suite) and the demo (tests/test_demo.py runs it)
 are listed in NOT_RUN_HERE with the reason; a command in neither list is run.
 
-The ```python blocks run too, and each `expression  # value` line must give that value.
+(```bash blocks count as ```sh.) The ```python blocks run too, and each `expression  # value` line must give that value.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ NOT_RUN_HERE = {
     "make test": "this test suite itself",
     "mllm demo --fast demo-fast": "tests/test_demo.py runs the fast demo and checks its table",
     "mllm demo demo": "the full demo takes about 15 minutes on 2 cores (benchmarks/RESULTS.md)",
+    "recipes/llark_mir.sh data/ runs/llark": "needs the published datasets; tests/test_recipes.py runs every recipe",
+    "MLLM_RECIPE_SMOKE=1 recipes/llark_mir.sh /tmp/llark": "tests/test_recipes.py runs every recipe in smoke mode",
 }
 
 
@@ -97,7 +99,7 @@ def substituted(command: str) -> str:
 
 def readme_commands() -> list[tuple[str, str]]:
     return [(heading, command) for language, heading, lines in blocks(README.read_text())
-            if language == "sh" for command in commands(lines)]
+            if language in ("sh", "bash") for command in commands(lines)]
 
 
 def without_comment(command: str) -> str:
