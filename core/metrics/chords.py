@@ -35,8 +35,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import mir_eval
 import numpy as np
+
+from mllm.core.metrics.mir_eval_package import mir_eval_with
+
+mir_eval = mir_eval_with("chord", "util")  # not `import mir_eval`: 0.65 s of scipy it does not need
 
 __all__ = ["COMPARISONS", "validate", "evaluate", "corpus_score"]
 
