@@ -24,6 +24,10 @@ Steps of `fetch` (each skipped when its output is already there):
 5. CACHE/dev.jsonl and CACHE/test.jsonl (records `id`, `audio`, `start`, `end`, `package`,
    `package_version`, `licence`, `split`), and CACHE/packages.json (what was fetched).
 
+Labels: none, except the 8 Frets on Fire songs (test), whose game charts carry the song's tempo
+(`labels.tempo_bpm`, one tempo per song; see `chart_tempo`). Everything else is scored against
+madmom as a reference (benchmarks/features_real_music.py).
+
 The split is by package, fixed here (SPLIT), so that no track, composer or production style of
 the test set is seen while tuning: dev = hyperrogue-music and drascula-music (tune on these),
 test = nexuiz-music, planetblupi-music-ogg, singularity-music and the two Frets on Fire song
@@ -164,8 +168,30 @@ def tracks(package: Package, root: Path, cache: Path) -> list[Path]:
         for song in matched:
             stems = [song] + sorted(p for p in song.parent.glob("*.ogg") if p.name in ("guitar.ogg", "rhythm.ogg"))
             mixed.append(mix_stems(stems, out_dir / f"{song.parent.name.replace(' ', '_')}.flac"))
+            CHART_TEMPO[mixed[-1]] = chart_tempo(song.parent / "notes.mid")
         return mixed
     return matched
+
+
+CHART_TEMPO: dict[Path, float | None] = {}  # mixed Frets on Fire song -> its chart's tempo
+
+
+def chart_tempo(notes: Path) -> float | None:
+    """The tempo (BPM) of a Frets on Fire chart (notes.mid), when it has one tempo throughout.
+
+    The charts are authored against the recording (the game scores notes played on its beat grid),
+    so this is a tempo label made by a person for real music; the beat level is the charter's
+    choice (170-190 BPM for the thrash metal songs), so Acc2 is the fair comparison. None when the
+    chart changes tempo or mido (a dependency of madmom) is not installed.
+    """
+    try:
+        import mido
+    except ImportError:
+        return None
+    if not notes.exists():
+        return None
+    tempos = {round(mido.tempo2bpm(m.tempo), 3) for track in mido.MidiFile(notes).tracks for m in track if m.type == "set_tempo"}
+    return tempos.pop() if len(tempos) == 1 else None
 
 
 def evenly_spaced(items: list, most: int) -> list:
@@ -189,6 +215,8 @@ def excerpts(package: Package, paths: list[Path], seconds: float, per_package: i
             "package": package.name, "package_version": package.version, "licence": package.licence,
             "split": package.split,
         })
+        if CHART_TEMPO.get(path):
+            records[-1]["labels"] = {"tempo_bpm": CHART_TEMPO[path], "source": "Frets on Fire chart (notes.mid)"}
     return records
 
 
