@@ -131,6 +131,22 @@ def test_projector_only_and_bf16_on_cpu(llm_folder, tmp_path):
     assert not (tmp_path / "ckpt" / "adapter").exists()
 
 
+def test_bf16_stores_the_frozen_linears_in_bf16_with_the_losses_of_autocast_alone(llm_folder, tmp_path):
+    losses = []
+    for stored in (True, False):
+        run = setup(config(llm_folder, tmp_path / str(stored), steps=4, bf16=True), make_records(4))
+        frozen = {name: p.dtype for name, p in run.model.llm.named_parameters() if not p.requires_grad}
+        linears = [name for name in frozen if name.endswith("base_layer.weight")]  # peft-wrapped q/k/v/o
+        assert linears and all(frozen[name] == torch.bfloat16 for name in linears)
+        assert frozen[next(name for name in frozen if "embed_tokens" in name)] == torch.float32
+        assert all(p.dtype == torch.float32 for p in run.model.trainable_parameters())
+        if not stored:  # back to fp32 (the values autocast casts to bf16 at every product)
+            run.model.store_frozen_linears(torch.float32)
+        losses.append([m["loss"] for m in train(run)])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert losses[0][-1] < losses[0][0]
+
+
 def test_resume_refuses_other_data(llm_folder, tmp_path):
     run = setup(config(llm_folder, tmp_path, steps=1), make_records(2))
     list(train(run))

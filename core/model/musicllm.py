@@ -159,6 +159,25 @@ class MusicLLM(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
+    def store_frozen_linears(self, dtype: torch.dtype) -> int:
+        """Keep the weights of the frozen linear layers in `dtype` (bfloat16 under `--bf16`); returns
+        how many. Under bf16 autocast every matrix product casts its fp32 weight to bf16 at every call
+        (autocast caches casts only of weights that require grad), ~135 M weights per forward for
+        SmolLM2; stored in bf16 they are used as they are. The same values reach the products, so the
+        results are those of autocast alone. Left in fp32: trainable layers (LoRA, projector), norms,
+        the input embedding and the LM head tied to it (an embedding lookup is not autocast: casting
+        it would put the residual stream in bf16). Use only with autocast on: a bf16 weight meeting an
+        fp32 input outside autocast is a dtype error."""
+        tied = self.llm.get_input_embeddings().weight
+        stored = 0
+        for module in self.llm.modules():
+            if isinstance(module, nn.Linear) and not module.weight.requires_grad and module.weight is not tied:
+                module.weight.data = module.weight.data.to(dtype)
+                if module.bias is not None and not module.bias.requires_grad:
+                    module.bias.data = module.bias.data.to(dtype)
+                stored += 1
+        return stored
+
     @contextlib.contextmanager
     def reference_policy(self):
         """Run with the LoRA adapter switched off (no-op without an adapter)."""

@@ -411,6 +411,8 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
                                system_prompt=config.system_prompt, device=config.device)
     else:
         model = load_checkpoint(resume, device=config.device, trainable=True)
+    if config.bf16:  # the frozen base's products run in bf16 under autocast anyway: store them so
+        model.store_frozen_linears(torch.bfloat16)
     if share.rank > 0:  # same initial weights on every rank, but each rank its own dropout
         torch.manual_seed(config.seed + 1_000_003 * share.rank)
     checker = ModelEncoder(model.encoder)
