@@ -235,8 +235,11 @@ def test_resume_in_a_fresh_process_replays_the_uninterrupted_run(llm_folder, vow
 def test_iterations_reuse_the_samples_with_old_log_probabilities(llm_folder, vowel_reward, tmp_path):
     config = GRPOConfig(output=str(tmp_path / "grpo"), reward="vowels", steps=2, lr=5e-2, iterations=3, max_new_tokens=8,
                         loss_type="grpo", bf16=True, beta=0.1)  # bf16 autocast runs on any CPU (slowly without AMX)
-    metrics = list(train(setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)))
-    assert all(np.isfinite(m["loss"]) for m in metrics)
+    run = setup(config, records(), model=sft_model(llm_folder), reward=vowel_reward)
+    frozen = [p for name, p in run.model.llm.named_parameters() if name.endswith("base_layer.weight")]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)  # stored in bf16 under --bf16, as sft
+    metrics = list(train(run))
+    assert all(np.isfinite(m["loss"]) and np.isfinite(m["kl"]) for m in metrics)
 
 
 @pytest.mark.parametrize("field, value, message", [

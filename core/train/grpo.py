@@ -235,6 +235,8 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
             raise ValueError("--checkpoint: give the `mllm sft` checkpoint to align (or --llm for text-only records)")
         lora = LoraSettings(config.lora_rank, config.lora_alpha, 0.0, list(config.lora_targets))  # no dropout: ratio 1 at iteration 1
         model = policy_on_top(model, lora)
+    if config.bf16:  # as sft: the frozen (merged) base's products run in bf16 under autocast anyway
+        model.store_frozen_linears(torch.bfloat16)
     checker = ModelEncoder(model.encoder)
     for record in train_records:
         if "audio_embedding" in record:  # as sft: another encoder, size or frame rate is refused by name
