@@ -93,7 +93,8 @@ def run_essentia(records: list[dict], profiles: list[str]) -> tuple[list[dict], 
 
 
 def score(records: list[dict], estimates: list[dict], key_field: str = "key") -> dict[str, float]:
-    """The metrics over the records whose labels (and estimates) hold each quantity."""
+    """The metrics over the records whose labels (and estimates) hold each quantity, and
+    `n_tempo`, `n_key`, `n_beats`, `n_downbeats`, `n_meter`, `n_chords`: how many records each counts."""
     tempo_ref, tempo_est, key_ref, key_est, beat_f, downbeat_f, meters, chords = [], [], [], [], [], [], [], []
     for record, estimate in zip(records, estimates):
         labels = record.get("labels") or {}
@@ -119,19 +120,23 @@ def score(records: list[dict], estimates: list[dict], key_field: str = "key") ->
     if tempo_ref:
         out.update(tempo_metrics.evaluate(tempo_ref, tempo_est))
     if key_ref:
-        out["key_weighted"] = key_metrics.evaluate(key_ref, key_est)["weighted_score"]
+        keys = key_metrics.evaluate(key_ref, key_est)
+        out["key_weighted"], out["key_exact"] = keys["weighted_score"], keys["accuracy"]
     for name, values in (("beat_f", beat_f), ("downbeat_f", downbeat_f), ("meter_accuracy", meters)):
         if values:
             out[name] = float(np.mean(values))
     if chords:
         out["chord_majmin"] = chord_metrics.corpus_score(chords)
-    return out
+    counts = {"n_tempo": tempo_ref, "n_key": key_ref, "n_beats": beat_f, "n_downbeats": downbeat_f, "n_meter": meters,
+              "n_chords": chords}
+    return {**out, **{name: len(values) for name, values in counts.items()}}
 
 
-def make_corpus(folder: Path, n: int, seconds: float, seed: int) -> str:
+def make_corpus(folder: Path, n: int, seconds: float, seed: int, sample_rate: int | None = None) -> str:
+    rate = [] if sample_rate is None else ["--sample-rate", str(sample_rate)]
     subprocess.run(
         [sys.executable, "-m", "mllm.cli", "synth", str(folder), "--n", str(n), "--seconds", str(seconds), "--seed", str(seed),
-         "--source", "both", "--meters", "4/4,3/4,6/8", "--workers", "2", "--no-stdout"],
+         "--source", "both", "--meters", "4/4,3/4,6/8", "--workers", "2", "--no-stdout", *rate],
         check=True,
     )
     return str(folder / "manifest.jsonl")
