@@ -12,9 +12,15 @@ to the `audio_embedding`.
 "mllm-musicllm") or a Hugging Face audio-text model (config.json `model_type`, e.g. "qwen2_audio";
 a hub id of the form owner/name is looked up in the local cache).
 
+`ModelSampler` (`mllm caption --samples N`) answers each prompt with N sampled completions, each
+a `Sample` (text, token ids, log-probability under the model); the random stream of completion k of
+a prompt is `row_seed(prompt.seed, k)` (core/train/sampling.py, as `mllm grpo` samples), so it does
+not depend on the batch, the order of the records or a resumed run.
+
 `answer_records` walks a record stream in batches of `batch_size` prompts. A record may ask several
 questions (one per regression target): its prompts go into the batch together, and the record is
-written once all its answers are back, in input order. A record whose prompts cannot be built, or
+written once all its answers are back, in input order (`finish` may write several records for one,
+as `--samples` does). A record whose prompts cannot be built, or
 that already carries an `error`, is written as an error record / passed through; the others go on.
 When a whole batch fails (a record the model cannot take, out of memory), its records are tried
 one by one, so only the record at fault becomes an error record.
@@ -29,13 +35,28 @@ from mllm.core.io.errors import Record, StreamSummary, has_error, with_error
 from mllm.core.io.splits import in_split
 from mllm.core.options import check_integer, check_number
 
-__all__ = ["Prompt", "ModelGenerator", "load_generator", "answer_records", "prompt_audio", "embedding_input"]
+__all__ = ["Prompt", "Sample", "ModelGenerator", "ModelSampler", "load_generator", "answer_records", "prompt_audio",
+           "embedding_input"]
 
 
 @dataclass
 class Prompt:
     messages: list[dict]  # system/user turns, the user turn holding "<audio>"
     audio: object  # what the model reads: (T, D) audio_embedding, or (n,) waveform for an audio-text model
+    seed: int = 0  # the random stream of its samples (ModelSampler); greedy generators ignore it
+
+
+@dataclass
+class Sample:
+    """One sampled completion of a prompt."""
+
+    text: str  # the answer text (special tokens removed, whitespace stripped)
+    token_ids: list[int]  # the completion's tokens, the stop token included when it was reached
+    logprob: float  # sum over token_ids of log p(token | prompt, tokens before), the model at temperature 1
+
+    @property
+    def logprob_mean(self) -> float:
+        return self.logprob / len(self.token_ids)
 
 
 Generate = Callable[[list[Prompt]], list[str]]
@@ -75,10 +96,54 @@ class ModelGenerator:
         return self.model.generate(self.model.batch(records, with_answer=False), **self.options)
 
 
+class ModelSampler(ModelGenerator):
+    """`samples` completions per prompt (a list of `Sample` per prompt), drawn by `mllm grpo`'s
+    sampler: completion k of a prompt from its own stream `row_seed(prompt.seed, k)`, at `temperature`
+    within the `top_p` nucleus (core/train/sampling.py), generated with the prompt's KV cache shared
+    by its completions (core.train.grpo.generate_completions). Each completion's log-probability is
+    the model's own (temperature 1, the full distribution: comparable across sampling settings),
+    summed over its tokens, from one scoring pass (core.train.grpo.group_token_logps)."""
+
+    def __init__(self, model, samples: int, max_new_tokens: int = 64, temperature: float = 1.0, top_p: float = 1.0,
+                 audio_input: Callable[[Record], object] | None = None, bf16: bool = False):
+        super().__init__(model, max_new_tokens=max_new_tokens, audio_input=audio_input)
+        check_integer("--samples", samples, minimum=1)
+        self.samples = samples
+        from mllm.core.train.grpo import GRPOConfig
+
+        # generate_completions reads its sampling settings from a GRPO config: group_size is the
+        # number of completions per prompt (no GRPO training runs here; check() is not called).
+        self.settings = GRPOConfig(group_size=samples, temperature=temperature, top_p=top_p,
+                                   max_new_tokens=max_new_tokens, bf16=bf16, device=str(model.device))
+
+    def __call__(self, prompts: list[Prompt]) -> list[list[Sample]]:
+        import torch
+
+        from mllm.core.train.grpo import generate_completions, group_token_logps
+
+        examples = [self.model.example({"messages": p.messages, "audio_embedding": p.audio}, with_answer=False)
+                    for p in prompts]
+        completions = generate_completions(self.model, examples, self.settings, [p.seed for p in prompts])
+        # (B * N) rows, prompt by prompt. A completion is never empty (generate gives >= 1 token).
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                logps, mask, _ = group_token_logps(self.model, examples, completions, self.samples)
+        finally:
+            self.model.train(was_training)
+        sums = (logps * mask).sum(dim=1).tolist()  # (B * N,)
+        decode = self.model.tokenizer.decode
+        drawn = [Sample(decode(ids, skip_special_tokens=True).strip(), list(ids), float(total))
+                 for ids, total in zip(completions, sums)]
+        return [drawn[i * self.samples:(i + 1) * self.samples] for i in range(len(prompts))]
+
+
 def answer_records(records: Iterable[Record], questions: Callable[[Record], list[Prompt]],
-                   finish: Callable[[Record, list[str]], Record], generate: Generate, *, batch_size: int,
+                   finish: Callable[[Record, list], Record | list[Record]], generate: Generate, *, batch_size: int,
                    stage: str, summary: StreamSummary | None = None, split: str | None = None) -> Iterator[Record]:
-    """Each record with `finish(record, answers)` applied, answers in the order of `questions(record)`.
+    """Each record with `finish(record, answers)` applied, answers in the order of `questions(record)`;
+    `finish` returns the record to write, or a list of records written in its place.
 
     With `split`, only the records of that split are answered; the others pass through untouched,
     in their place."""
@@ -114,9 +179,10 @@ def answer_records(records: Iterable[Record], questions: Callable[[Record], list
                     done = finish(record, answers)
                 except Exception as exc:  # noqa: BLE001 - this record's failure only
                     done = with_error(record, stage, exc)
-            if summary is not None:
-                summary.note(done, new_failure=has_error(done) and not has_error(record))
-            yield done
+            for out in done if isinstance(done, list) else [done]:
+                if summary is not None:
+                    summary.note(out, new_failure=has_error(out) and not has_error(record))
+                yield out
         pending.clear()
 
     queued = 0
@@ -143,11 +209,13 @@ def answer_records(records: Iterable[Record], questions: Callable[[Record], list
 
 
 def load_generator(name: str, *, device: str = "auto", dtype: str = "float32", max_new_tokens: int = 128,
-                   sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> Generate:
+                   sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+                   samples: int = 0) -> Generate:
     """The model `name` wrapped as a generator ("auto" device: CUDA when present).
 
     `name` is a `mllm sft` checkpoint folder, or a Hugging Face audio-text model (local folder or
-    owner/name hub id) whose config.json `model_type` is in audio_text_models.MODELS. Raises
+    owner/name hub id) whose config.json `model_type` is in audio_text_models.MODELS. With
+    `samples` N > 0, a `ModelSampler` of N completions per prompt (checkpoints only). Raises
     ValueError naming `name` when it cannot be loaded.
     """
     import torch
@@ -160,7 +228,12 @@ def load_generator(name: str, *, device: str = "auto", dtype: str = "float32", m
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(seed)
+    if samples:
+        check_integer("--samples", samples, minimum=1)
     model_type = audio_text_model_type(name)
+    if model_type is not None and samples:
+        raise ValueError(f"--samples needs a `mllm sft` checkpoint; {name} is a {model_type} model "
+                         "(use --sample for one sampled answer per record)")
     if model_type is not None:
         return load_audio_text_model(name, model_type, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
                                      sample=sample, temperature=temperature, top_p=top_p)
@@ -172,5 +245,8 @@ def load_generator(name: str, *, device: str = "auto", dtype: str = "float32", m
         raise ValueError(f"cannot load checkpoint {name}: {exc}") from None
     from mllm.core.encoders.for_model import ModelEncoder
 
+    if samples:
+        return ModelSampler(loaded, samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                            audio_input=ModelEncoder(loaded.encoder, device=device))
     return ModelGenerator(loaded, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p,
                           audio_input=ModelEncoder(loaded.encoder, device=device))
