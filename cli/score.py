@@ -22,6 +22,8 @@ def command(
     labels: list[str] = typer.Option([], "--labels", help="--reward: TASK=a,b,c, the label set of a classification/tagging task (default: the labels seen in the references)."),
     task_types: list[str] = typer.Option([], "--task-type", help="--reward: TASK=KIND for a task eval-mir does not know (kinds as eval-mir's)."),
     regression_shape: str = typer.Option("linear", "--regression-shape", help="--reward, numeric tasks: linear (1 - |error| / scale width) or gaussian (sigma = 10 % of the scale), as grpo."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="--model: cache the audio embeddings in this folder (shared with `mllm encode --cache`)."),
+    device: str = typer.Option("cpu", "--device", help="--model: cpu, cuda, cuda:N or auto."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help=OUTPUT_HELP),
     overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
@@ -36,8 +38,16 @@ def command(
     score as eval-mir computes it (key: MIREX weighted score; tempo: 1 / 0.5 / 0; numbers:
     closeness on the scale; labels: exact or F1), `format` is 1 when the answer reads. An answer
     that does not read scores 0 (not an error); a record without a task, a reference or an answer
-    is written as an error record naming the field (exit 1). --split NAME scores that split alone
-    and passes the others through untouched. Records in = records out, in order.
+    is written as an error record naming the field (exit 1).
+
+    --model RM scores each record with a reward model trained by `mllm train-reward`: `reward` =
+    {axis: score} (alignment, musicality) for its `audio` (or `audio_embedding`) and its prompt
+    (`prompt`, else `caption`); a pair record (with `audio_b`) also gets `reward_b`, so `mllm
+    eval-reward` can score the preference. The audio is encoded and the prompt embedded by the
+    frozen models the checkpoint names. Scores are comparable within one axis of one model only.
+
+    --split NAME scores that split alone and passes the others through untouched. Records in =
+    records out, in order.
 
     Examples:
 
@@ -46,6 +56,10 @@ def command(
         mllm regress deam.enc.jsonl --model runs/emotion --split test | mllm score --reward task:1.0,format:0.2 -o scored.jsonl
 
         mllm score answers.jsonl --reward task --regression-shape gaussian --split test | mllm rerank --by reward.total
+
+        mllm score pairs/pairs.jsonl --model runs/rm --split test | mllm eval-reward --split test
+
+        mllm score pairs/mos.jsonl --model runs/rm --split test -o mos.scored.jsonl
     """
     set_threads(threads)
     if (reward is None) == (model is None):
@@ -56,6 +70,21 @@ def command(
         if reward is not None:
             results = _by_reward(stack, input, reward, labels, task_types, regression_shape, split, summary)
             what = f"reward {reward}"
+        else:
+            from mllm.core.reward_model.model_scores import ModelScorer, score_records
+
+            if device == "auto":
+                import torch
+
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            try:
+                scorer = ModelScorer.load(model, device=device, cache=cache)
+            except (OSError, ValueError) as exc:
+                raise fail(str(exc)) from None
+            if split is not None:
+                console.print(f"scoring split {split}; records of other splits pass through untouched", highlight=False)
+            results = score_records(read_records(input), scorer, split=split, summary=summary)
+            what = f"model {model}"
         writer = stack.enter_context(RecordWriter(output or "-", output_format))
         with progress() as bar:
             task = bar.add_task(f"scoring ({what})", total=record_total(input))
