@@ -24,8 +24,8 @@ Sets (each a manifest; a set whose manifest is missing is skipped with a message
 - dev: the real-music dev packages, the same figures, labelled as the tuning set.
 
 Caching: madmom's outputs (the reference, and its slowest backend: about 8 s of CPU per 30 s
-clip) are kept in CACHE/runs/SET.madmom.jsonl with a .meta.json (the manifest's and
-madmom_backend.py's SHA-256, the rate, the CPU time) and reused while those match
+clip) are kept in CACHE/runs/SET.madmom.jsonl with a .meta.json (the SHA-256 of the manifest and
+of core/features/madmom_*.py, the rate, the CPU time) and reused while those match
 (`--refresh madmom` recomputes). The other backends rerun every time (`--reuse essentia` to
 reuse theirs too). Nothing of the cache is in the repository.
 """
@@ -89,8 +89,9 @@ def run_backend(manifest: Path, backend: str, rate: int, out: Path) -> dict:
 
 
 def meta_key(manifest: Path, backend: str, rate: int) -> dict:
+    sources = sorted(BACKEND_SOURCE.glob(f"{backend}_*.py"))  # madmom_backend.py, madmom_networks.py
     return {"manifest_sha256": sha256(manifest), "backend": backend, "rate": rate,
-            "backend_sha256": sha256(BACKEND_SOURCE / f"{backend}_backend.py")}
+            "backend_sha256": hashlib.sha256(b"".join(sha256(p).encode() for p in sources)).hexdigest()}
 
 
 def features_of(manifest: Path, backend: str, rate: int, runs: Path, set_name: str, reuse: bool) -> tuple[list[dict], dict]:

@@ -141,6 +141,31 @@ def test_madmom_reads_tempo_beats_and_key_of_rendered_clips(rendered):
     assert np.mean(weighted) >= 0.7, weighted
 
 
+def test_the_faster_networks_give_madmoms_own_results(rendered):
+    # madmom_networks runs madmom's processors with batched LSTM steps and convolutions as one
+    # product: the activations must be madmom's to float32 rounding and what is decoded from them
+    # the same (beats, bars, key); the processors' own __call__ is the reference.
+    from mllm.core.audio import record_audio
+    from mllm.core.features import madmom_backend as mb
+    from mllm.core.features.madmom_networks import fast_enough, run_processor
+
+    _, records, _ = rendered
+    madmom = mb.processors()
+    assert fast_enough(madmom["beat_activation"].processors[1]) and fast_enough(madmom["bar_activation"].processors[1])
+    assert not fast_enough(madmom["key"].processors[4])  # a CNN: its convolutions take the other path
+    signal = mb.to_madmom_signal(record_audio(records[1], sample_rate=44100).samples, 44100)
+    beat_own, beat_fast = madmom["beat_activation"](signal), run_processor(madmom["beat_activation"], signal)
+    bar_own, bar_fast = madmom["bar_activation"](signal), run_processor(madmom["bar_activation"], signal)
+    key_own, key_fast = madmom["key"](signal), run_processor(madmom["key"], signal)
+    assert beat_fast.shape == beat_own.shape and bar_fast.shape == bar_own.shape and key_fast.shape == key_own.shape
+    assert np.abs(beat_fast - beat_own).max() < 1e-4 and np.abs(bar_fast - bar_own).max() < 1e-4
+    assert np.abs(key_fast - key_own).max() < 1e-5
+    assert not np.array_equal(beat_fast, np.zeros_like(beat_fast)) and beat_own.max() > 0.5  # a real activation
+    assert np.array_equal(madmom["beats"](beat_fast), madmom["beats"](beat_own))
+    assert np.array_equal(madmom["bars"](bar_fast), madmom["bars"](bar_own))
+    assert key_fast.argmax() == key_own.argmax()
+
+
 def test_madmom_broken_and_silent_inputs(rendered):
     folder, records, _ = rendered
     (folder / "empty.wav").write_bytes(b"")
