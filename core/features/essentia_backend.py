@@ -1,13 +1,19 @@
 """The Essentia backend: Essentia's tempo, beats and key; the rest from the librosa front end.
 
-    features = analyse(samples, 22050)      # needs `pip install 'mllm[essentia]'`
+    features = analyse(samples, 44100)      # needs `pip install 'mllm[essentia]'`
+    mllm extract-features clips.jsonl --backend essentia --sample-rate 44100
 
-- Tempo and beats: `RhythmExtractor2013(method="multifeature")` (Zapata et al. 2014). It
-  assumes 44.1 kHz audio, so the signal is resampled to 44.1 kHz (soxr) first.
-- Key: `KeyExtractor` with profile `KEY_PROFILE` (HPCP with Essentia's defaults); its
-  `strength` (the profile correlation) is reported as `key_confidence`.
+- Tempo and beats: `RhythmExtractor2013(method="multifeature")` (Zapata et al. 2014), and key:
+  `KeyExtractor` with profile `KEY_PROFILE` (HPCP with Essentia's defaults; its `strength`, the
+  profile correlation, is `key_confidence`), both at `SAMPLE_RATE` (44.1 kHz), the rate Essentia's
+  extractors are built for (RhythmExtractor2013 has no sample-rate parameter). Samples at 44.1 kHz
+  are analysed as they are; any other rate is resampled to it (soxr) first. A 22.05 kHz decode
+  upsampled has nothing above 11 kHz, which moves the onset detection functions: on real tracks
+  it changed the metrical level Essentia reads (issue 12; docs/features.md, "Backends").
 - Downbeats and meter (Essentia has no downbeat tracker), chords and loudness: the same code as
-  the librosa backend, run on Essentia's beats.
+  the librosa backend, run on Essentia's beats, at that backend's rate (`SHARED_SAMPLE_RATE`,
+  22.05 kHz: the signal is resampled down to it when it comes at another rate), so these fields
+  are what the default backend computes on the same beats.
 
 The functions `rhythm` and `key` are also what benchmarks/features_vs_essentia.py times.
 
@@ -26,7 +32,9 @@ from mllm.core.features import librosa_backend  # not its names: this module mus
 from mllm.core.features.spectra import Frames
 
 NAME = "essentia"
-RHYTHM_SAMPLE_RATE = 44100
+SAMPLE_RATE = 44100  # Essentia's extractors' rate: decode at it (--sample-rate 44100) to analyse natively
+RHYTHM_SAMPLE_RATE = SAMPLE_RATE
+SHARED_SAMPLE_RATE = 22050  # the librosa front end's rate (meter, downbeats, chords, loudness)
 KEY_PROFILE = "bgate"
 # Essentia holds about 45 MB per minute of audio (the signal at 44.1 kHz and its own frames):
 # 30 minutes peak near 1.7 GB. Longer excerpts are refused (extract-features: an error record).
@@ -43,10 +51,15 @@ def _essentia():
     return es
 
 
-def to_rhythm_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    if sample_rate == RHYTHM_SAMPLE_RATE:
+def resampled(samples: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
+    """float32 samples at `target` Hz: the same samples when already there, else soxr (HQ)."""
+    if sample_rate == target:
         return np.asarray(samples, dtype=np.float32)
-    return soxr.resample(samples, sample_rate, RHYTHM_SAMPLE_RATE).astype(np.float32)
+    return soxr.resample(samples, sample_rate, target).astype(np.float32)
+
+
+def to_rhythm_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    return resampled(samples, sample_rate, SAMPLE_RATE)
 
 
 def rhythm(samples_44k: np.ndarray) -> tuple[float | None, np.ndarray]:
@@ -68,13 +81,16 @@ def key(samples: np.ndarray, sample_rate: int, profile: str = KEY_PROFILE) -> tu
     return f"{tonic} {scale}", float(strength)
 
 
-def _rhythm_and_key(samples: np.ndarray, sample_rate: int, frames: Frames):
-    tempo, beats = rhythm(to_rhythm_rate(samples, sample_rate))
-    key_name, strength = key(samples, sample_rate)
+def _rhythm_and_key(native: np.ndarray, frames: Frames):
+    tempo, beats = rhythm(native)
+    key_name, strength = key(native, SAMPLE_RATE)
     return tempo, beats, key_name, min(max(strength, 0.0), 1.0)
 
 
 def analyse(samples: np.ndarray, sample_rate: int) -> Features:
-    """Every feature of docs/records.md; silence as in the librosa backend."""
+    """Every feature of docs/records.md; silence as in the librosa backend. Tempo, beats and key
+    at SAMPLE_RATE, the rest at SHARED_SAMPLE_RATE (see the module docstring)."""
     samples = librosa_backend.check_signal(samples)
-    return librosa_backend.analyse_blocks([samples], sample_rate, NAME, lambda frames: _rhythm_and_key(samples, sample_rate, frames))
+    native = to_rhythm_rate(samples, sample_rate)
+    shared = resampled(samples, sample_rate, SHARED_SAMPLE_RATE)
+    return librosa_backend.analyse_blocks([shared], SHARED_SAMPLE_RATE, NAME, lambda frames: _rhythm_and_key(native, frames))
