@@ -148,13 +148,28 @@ class Reading:
     unscored_axes: list[str]
 
 
+KNOWN_AXES = ("musicality", "alignment")
+
+
+def top_level_mos(record: Record) -> dict[str, Any]:
+    """The opinion scores a record holds under the axes' own names (`musicality`, `alignment`, or an
+    axis of its `reward`), as `mllm build-pairs` and MOS tables write them: {axis: value}."""
+    reward = record.get("reward")
+    axes = [*KNOWN_AXES, *(k for k in reward if k not in KNOWN_AXES)] if isinstance(reward, dict) else KNOWN_AXES
+    return {axis: record[axis] for axis in axes if record.get(axis) is not None}
+
+
 def read_mos(record: Record) -> Reading:
-    """(MOS, score) per axis that both `mos` and `reward` give."""
-    mos = _axis_dict(record, "mos")
+    """(MOS, score) per axis that both the opinion scores (`mos`, else the axes' own fields) and
+    `reward` give."""
+    if "mos" in record:
+        mos, prefix = _axis_dict(record, "mos"), "mos."
+    else:
+        mos, prefix = top_level_mos(record), ""
     reward = _axis_dict(record, "reward")
     points, unscored = {}, []
     for axis, value in mos.items():
-        human = _score(value, f"mos.{axis}")
+        human = _score(value, f"{prefix}{axis}")
         if axis not in reward:
             unscored.append(axis)
             continue
@@ -162,8 +177,8 @@ def read_mos(record: Record) -> Reading:
     for axis, value in reward.items():
         _score(value, f"reward.{axis}")
     if not points:
-        raise RecordError(f"'reward' ({', '.join(map(str, reward))}) scores none of the axes of 'mos' "
-                          f"({', '.join(map(str, mos))})", "reward")
+        raise RecordError(f"'reward' ({', '.join(map(str, reward))}) scores none of the axes of the opinion "
+                          f"scores ({', '.join(map(str, mos))})", "reward")
     system = record.get("system")
     if system is not None and not isinstance(system, str):
         raise RecordError(f"field 'system' must be text, got {system!r}", "system")
@@ -177,7 +192,10 @@ def read_pair(record: Record, options: RewardOptions) -> Reading:
             raise RecordError(f"a pair record needs field {name!r} (the path of clip {'A' if name == 'audio' else 'B'})", name)
     judged = record["preference"]
     if isinstance(judged, str):
-        judged = {options.preference_axis: judged}
+        axis = record.get("axis", options.preference_axis)
+        if not isinstance(axis, str) or not axis.strip():
+            raise RecordError(f"field 'axis' must name the axis the preference is about, got {axis!r}", "axis")
+        judged = {axis: judged}
     elif not isinstance(judged, dict) or not judged:
         raise RecordError(f"field 'preference' must be a label or an object {{axis: label}}, got {judged!r}", "preference")
     reward = _axis_dict(record, "reward", required=False)
@@ -270,6 +288,8 @@ class RewardEvaluator:
                 reading = read_mos(record)
             elif "preference" in record:
                 reading = read_pair(record, self.options)
+            elif "audio_b" not in record and top_level_mos(record):
+                reading = read_mos(record)
             else:
                 self.no_judgement += 1
                 return record
