@@ -6,6 +6,7 @@ leaves a --help example that fails when copied."""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 import pytest
@@ -21,9 +22,10 @@ def example_lines(help_text: str) -> list[str]:
 
 
 def mllm_invocations(line: str) -> list[list[str]]:
-    """The argument lists of the `mllm ...` stages of a shell pipeline, redirections dropped."""
+    """The argument lists of the `mllm ...` stages of a shell line (`|`, `&&`, `||`, `;`), redirections
+    dropped."""
     stages = []
-    for stage in line.split("|"):
+    for stage in re.split(r"\|\||&&|\||;", line):
         words, skip_next = [], False
         for word in shlex.split(stage, comments=True):
             if skip_next:
@@ -40,6 +42,7 @@ def mllm_invocations(line: str) -> list[list[str]]:
 def test_the_reader_splits_pipelines_and_drops_redirections():
     line = "cat a.jsonl | mllm eval-mir --per-item -o scored.jsonl > out.json 2>&1 | mllm eval-caption -  # note"
     assert mllm_invocations(example_lines("    " + line)[0]) == [["eval-mir", "--per-item", "-o", "scored.jsonl"], ["eval-caption", "-"]]
+    assert mllm_invocations("mllm synth c/ --no-stdout && mllm env; mllm demo || true") == [["synth", "c/", "--no-stdout"], ["env"], ["demo"]]
 
 
 def parse_error(args: list[str]) -> str | None:

@@ -31,14 +31,14 @@ def test_version_and_help_list_the_subcommands():
     assert version.returncode == 0 and version.stdout.strip() == f"mllm {__version__}"
     help_text = run_mllm("--help")
     assert help_text.returncode == 0
-    for name in ("eval-mir", "eval-caption", "synth", "extract-features", "build-instructions", "encode", "sft", "grpo",
-                 "caption", "regress", "env", "demo"):
+    for name in ("eval-mir", "eval-caption", "synth", "extract-features", "build-instructions", "build-pairs", "encode",
+                 "sft", "grpo", "caption", "regress", "train-reward", "score", "rerank", "eval-reward", "env", "demo"):
         assert name in help_text.stdout
 
 
 def test_each_subcommand_help_has_an_example():
-    for name in ("eval-mir", "eval-caption", "synth", "extract-features", "build-instructions", "encode", "sft", "grpo",
-                 "caption", "regress", "env", "demo"):
+    for name in ("eval-mir", "eval-caption", "synth", "extract-features", "build-instructions", "build-pairs", "encode",
+                 "sft", "grpo", "caption", "regress", "train-reward", "score", "rerank", "eval-reward", "env", "demo"):
         result = run_mllm(name, "--help")
         assert result.returncode == 0, result.stderr
         assert f"mllm {name}" in result.stdout, f"{name} --help shows no example"
