@@ -82,6 +82,8 @@ def command(
         mllm eval-reward tests/data/reward/pairs.jsonl --per-item -o scored.jsonl
     """
     set_threads(threads)
+    if per_item and compare_with:
+        raise fail("--compare adds a comparison to the summary; --per-item writes records instead: give one of them")
     refuse_overwrite(output, input, compare_with, predictions, overwrite=overwrite)
     options = RewardOptions(split=split, preference_axis=preference_axis, tie_margin=tie_margin, by=tuple(by),
                             bins=_bins(bins), n_resamples=bootstrap, confidence=confidence, seed=seed)

@@ -263,6 +263,8 @@ def test_bad_options_exit_2():
     invoke(DATA / "pairs.jsonl", "--bins", "duration=30,10", expect=2)
     invoke(DATA / "pairs.jsonl", "--input-format", "csv", expect=2)
     invoke(DATA / "pairs.jsonl", "--predictions", DATA / "mos_predicted.csv", expect=2)
+    invoke(DATA / "pairs.jsonl", "--per-item", "--compare", DATA / "pairs_other.jsonl", expect=2)
+    invoke(DATA / "no-such-file.jsonl", expect=2)
 
 
 # -- CMI-RewardBench's result files and MOS tables
