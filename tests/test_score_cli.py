@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from mllm.cli.main import app
@@ -81,3 +82,40 @@ def test_options_are_checked(tmp_path):
     assert "give one of" in invoke("score", source, expect=2).stderr
     assert "unknown component" in invoke("score", source, "--reward", "taste", expect=2).stderr
     assert "regression-shape" in invoke("score", source, "--reward", "task", "--regression-shape", "cubic", expect=2).stderr
+
+
+def test_model_scores_audio_and_pairs_and_names_unreadable_audio(tmp_path):
+    import numpy as np
+    import soundfile
+
+    from mllm.core.train.reward import RewardConfig, setup, train
+
+    rng = np.random.default_rng(0)
+    t = np.arange(22050) / 22050
+    paths = []
+    for i in range(6):  # a tone with more and more noise; MOS falls with the noise
+        path = tmp_path / f"clip{i}.wav"
+        soundfile.write(path, (0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * i * rng.normal(size=t.size)).astype(np.float32), 22050)
+        paths.append(str(path))
+    rated = [{"id": f"r{i}", "audio": p, "musicality": 5.0 - i * 0.8, "split": "train" if i % 3 else "valid"}
+             for i, p in enumerate(paths)]
+    run = setup(RewardConfig(text_encoder="none", steps=10, output=str(tmp_path / "rm")), rated)
+    list(train(run))
+    records = [
+        {"id": "one", "audio": paths[0], "split": "test"},
+        {"id": "pair", "audio": paths[5], "audio_b": paths[0], "axis": "musicality", "preference": "b", "split": "test"},
+        {"id": "missing", "audio": str(tmp_path / "nope.wav"), "split": "test"},
+        {"id": "missing-b", "audio": paths[1], "audio_b": str(tmp_path / "nope.wav"), "split": "test"},
+        {"id": "elsewhere", "audio": str(tmp_path / "nope.wav"), "split": "train"},
+    ]
+    source = write_records(tmp_path / "to-score.jsonl", records)
+    out = rows(invoke("score", source, "--model", tmp_path / "rm", "--split", "test", "--threads", "1", expect=1).stdout)
+    by_id = {r["id"]: r for r in out}
+    assert [r["id"] for r in out] == [r["id"] for r in records]
+    assert set(by_id["one"]["reward"]) == {"alignment", "musicality"} and "reward_b" not in by_id["one"]
+    assert by_id["pair"]["reward_b"] == pytest.approx(by_id["one"]["reward"], rel=1e-5)  # one audio, one score, either side
+    assert by_id["pair"]["reward"] != by_id["one"]["reward"]
+    assert "'audio'" in by_id["missing"]["error"]["message"] and "nope.wav" in by_id["missing"]["error"]["message"]
+    assert "'audio_b'" in by_id["missing-b"]["error"]["message"] and "reward" not in by_id["missing-b"]
+    assert by_id["elsewhere"] == records[-1]
+    assert "not a reward model" in invoke("score", source, "--model", tmp_path, expect=2).stderr

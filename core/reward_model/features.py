@@ -116,6 +116,8 @@ class RewardInputs:
                         self.encoder.check(record)
                     own = pool_frames(record[embedding_field])
                     key = None
+                    if self.encoder.spec.get("dim") is None:  # the model reads what it was given
+                        self.encoder.spec["dim"] = own.shape[0] // 2
                 else:
                     key, item = self._audio_key(record, audio_field, whole=side == "b")
                     items[key] = item

@@ -368,13 +368,12 @@ def setup(config: RewardConfig, records: Sequence[dict], resume: str | os.PathLi
 
     torch.manual_seed(config.seed)
     if saved is None:
-        model = RewardModel(RewardModelConfig(audio_dim=int(train_examples.pair_a["audio"].shape[1]
-                                                            if train_examples.pairs else train_examples.mos["audio"].shape[1]),
-                                              text_dim=inputs.text.dim, hidden=config.hidden, dropout=config.dropout,
-                                              axes=axes))
-        audio = torch.cat([train_examples.pair_a["audio"], train_examples.pair_b["audio"], train_examples.mos["audio"]])
-        texts = torch.cat([train_examples.pair_a["text"], train_examples.mos["text"]])
-        has = torch.cat([train_examples.pair_a["has_text"], train_examples.mos["has_text"]]) > 0
+        sides = [rows for rows in (train_examples.pair_a, train_examples.pair_b, train_examples.mos) if len(rows["audio"])]
+        audio = torch.cat([rows["audio"] for rows in sides])  # every training audio vector, (N, audio_dim)
+        texts = torch.cat([rows["text"] for rows in sides])
+        has = torch.cat([rows["has_text"] for rows in sides]) > 0
+        model = RewardModel(RewardModelConfig(audio_dim=int(audio.shape[1]), text_dim=inputs.text.dim,
+                                              hidden=config.hidden, dropout=config.dropout, axes=axes))
         model.set_standardization(audio, texts[has] if bool(has.any()) else None)
         with torch.no_grad():  # MOS: the affine map starts at each axis's mean training score
             for k in range(len(axes)):
