@@ -116,3 +116,8 @@ def test_bad_samples_options(checkpoint, tmp_path):
     source = write_records(tmp_path / "in.jsonl", make_records(1))
     assert "Invalid value" in " ".join(sample(source, checkpoint, "--samples", -1, expect=2).output.split())
     assert "temperature" in sample(source, checkpoint, "--temperature", 0, expect=2).output
+    published = tmp_path / "qwen2-audio"  # refused from its config.json alone, before any weights load
+    published.mkdir()
+    (published / "config.json").write_text('{"model_type": "qwen2_audio"}')
+    refused = " ".join(sample(source, published, expect=2).output.split())
+    assert "--samples needs a `mllm sft` checkpoint" in refused and "qwen2_audio" in refused
