@@ -177,3 +177,25 @@ def test_train_reward_cli(tmp_path):
     broken = runner.invoke(app, ["train-reward", str(write(tmp_path / "bad.jsonl", [bad, *records])), "-o",
                                  str(tmp_path / "rm2"), "--text-encoder", "none"])
     assert broken.exit_code == 2 and "'bad'" in broken.stderr and "preference" in broken.stderr
+
+
+def test_judgements_in_eval_reward_forms():
+    from mllm.core.io.errors import RecordError
+    from mllm.core.reward_model.records import mos_of, pair_judgements
+
+    axes = ["alignment", "musicality"]
+    pair = {"audio": "x", "audio_b": "y", "preference": {"musicality": "model_a", "alignment": "both", "lyrics": "b"}}
+    assert pair_judgements(pair, axes) == [("musicality", "a"), ("alignment", "both")]  # unknown axes left out
+    assert pair_judgements({"audio_b": "y", "axis": "alignment", "preference": " B "}, axes) == [("alignment", "b")]
+    with pytest.raises(RecordError, match="'axis'"):
+        pair_judgements({"audio_b": "y", "preference": "a"}, axes)
+    with pytest.raises(RecordError, match="'preference.musicality'"):
+        pair_judgements({"audio_b": "y", "preference": {"musicality": "maybe"}}, axes)
+    assert mos_of({"mos": {"musicality": 3.5}, "musicality": 1.0}, axes) == {"musicality": 3.5}
+    assert mos_of({"alignment": 2}, axes) == {"alignment": 2.0}
+    with pytest.raises(RecordError, match="'mos.alignment'"):
+        mos_of({"mos": {"alignment": float("nan")}}, axes)
+    records = [{**r, "preference": {"musicality": r["preference"], "alignment": "neither"}} if r["id"].startswith("m")
+               else r for r in toy_records(20)]
+    run = setup(RewardConfig(text_encoder="none", steps=1, output="/dev/null/never-written"), records)
+    assert run.skipped["ties"] == 1 + sum(r["id"].startswith("m") and r["split"] == "train" for r in records)

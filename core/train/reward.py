@@ -73,7 +73,7 @@ from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 from mllm.core.reward_model.features import RewardInputs
 from mllm.core.reward_model.model import (AXES, RewardModel, RewardModelConfig, load_reward_model,
                                           read_json_of_format, read_reward_config, save_reward_model)
-from mllm.core.reward_model.records import TIES, is_pair, mos_of, pair_of
+from mllm.core.reward_model.records import TIES, is_pair, mos_of, pair_judgements
 from mllm.core.reward_model.text import TextEmbedder
 from mllm.core.train.sft import (TrainingDiverged, _flatten_optimizer, _restore_optimizer, epoch_order, lr_factor,
                                  option)
@@ -221,23 +221,20 @@ def read_examples(records: Sequence[dict], inputs: RewardInputs, axes: Sequence[
     pairs, pair_judgement, mos, mos_judgement = [], [], [], []
     for record in records:
         try:
-            judgement = pair_of(record, axes) if is_pair(record) else mos_of(record, axes)
+            judgements = pair_judgements(record, axes) if is_pair(record) else list(mos_of(record, axes).items())
         except RecordError as exc:
             raise ValueError(f"record {record.get('id')!r}: {exc}") from None
-        if is_pair(record):
-            axis, preference = judgement
-            if preference in TIES:
-                skipped["ties"] = skipped.get("ties", 0) + 1
-                continue
-            pairs.append(record)
-            pair_judgement.append((axes.index(axis), 1.0 if preference == "a" else 0.0))
-        else:
-            values = judgement
-            if not values:
-                skipped["no judgement"] = skipped.get("no judgement", 0) + 1
-            for axis, value in values.items():
+        if not judgements:
+            skipped["no judgement"] = skipped.get("no judgement", 0) + 1
+        for axis, judgement in judgements:
+            if not is_pair(record):
                 mos.append(record)
-                mos_judgement.append((axes.index(axis), value))
+                mos_judgement.append((axes.index(axis), judgement))
+            elif judgement in TIES:
+                skipped["ties"] = skipped.get("ties", 0) + 1
+            else:
+                pairs.append(record)
+                pair_judgement.append((axes.index(axis), 1.0 if judgement == "a" else 0.0))
     side_a, failed_a = inputs.rows(pairs, "a")
     side_b, failed_b = inputs.rows(pairs, "b")
     scored, failed_m = inputs.rows(mos, "a")
