@@ -64,6 +64,10 @@ def command(
     set_threads(threads)
     if (reward is None) == (model is None):
         raise fail("give one of --reward SPEC (a verifiable reward) or --model RM (a trained reward model)")
+    if model is not None and (labels or task_types or regression_shape != "linear"):
+        raise fail("--labels, --task-type and --regression-shape are options of --reward, not of --model")
+    if reward is not None and cache is not None:
+        raise fail("--cache is an option of --model (audio embeddings), not of --reward")
     refuse_overwrite(output, input, model, overwrite=overwrite)
     summary = StreamSummary("score")
     with ExitStack() as stack, stream_errors():

@@ -82,6 +82,7 @@ def test_options_are_checked(tmp_path):
     assert "give one of" in invoke("score", source, expect=2).stderr
     assert "unknown component" in invoke("score", source, "--reward", "taste", expect=2).stderr
     assert "regression-shape" in invoke("score", source, "--reward", "task", "--regression-shape", "cubic", expect=2).stderr
+    assert "options of --reward" in invoke("score", source, "--model", tmp_path, "--labels", "genre=a,b", expect=2).stderr
 
 
 def test_model_scores_audio_and_pairs_and_names_unreadable_audio(tmp_path):
