@@ -23,13 +23,16 @@ from mllm.core.metrics import tempo as tempo_metrics
 
 from feature_signals import MAJOR_CADENCE, MINOR_CADENCE, SR, click_track, progression, transpose
 
-FIELDS = ["duration", "tempo_bpm", "beats", "downbeats", "meter", "key", "key_confidence", "chords", "loudness_lufs", "backend"]
+SHARED_FIELDS = ["duration", "tempo_bpm", "beats", "downbeats", "meter", "key", "key_confidence", "chords", "loudness_lufs", "backend"]
+FIELDS = ["duration", "tempo_bpm", "tempo_candidates", "beats", "downbeats", "meter", "key", "key_confidence", "tuning_cents",
+          "chords", "loudness_lufs", "backend"]
 
 
 @pytest.mark.parametrize("bpm", [72.0, 97.0, 128.0, 150.0])
 def test_tempo_within_4_percent_and_beats_on_the_clicks(bpm):
     samples, beats, _ = click_track(bpm, 4, 16.0)
-    tempo, estimated = estimate_tempo_and_beats(analyse_frames(samples, SR))
+    estimate = estimate_tempo_and_beats(analyse_frames(samples, SR))
+    tempo, estimated = estimate.tempo_bpm, estimate.beats
     assert tempo_metrics.acc1(bpm, tempo) == 1.0, tempo
     assert beat_metrics.evaluate(beats, estimated)["f_measure"] >= 0.9
 
@@ -38,7 +41,7 @@ def test_tempo_within_4_percent_and_beats_on_the_clicks(bpm):
 def test_meter_and_downbeats_from_accented_clicks(meter, bpm):
     samples, beats, downbeats = click_track(bpm, meter, 20.0, offset=0.5)
     frames = analyse_frames(samples, SR)
-    _, estimated_beats = estimate_tempo_and_beats(frames)
+    estimated_beats = estimate_tempo_and_beats(frames).beats
     estimated_meter, estimated_downbeats = estimate_meter_and_downbeats(frames, estimated_beats)
     assert estimated_meter == meter
     assert beat_metrics.evaluate(downbeats, estimated_downbeats)["f_measure"] >= 0.9
@@ -160,8 +163,8 @@ def test_analyse_gives_every_field_in_order():
 def test_silence_gives_the_documented_result():
     features = analyse(np.zeros(3 * SR, dtype=np.float32), SR)
     assert features == {
-        "duration": 3.0, "tempo_bpm": None, "beats": [], "downbeats": [], "meter": None, "key": None,
-        "key_confidence": 0.0, "chords": [[0.0, 3.0, "N"]], "loudness_lufs": None, "backend": "librosa",
+        "duration": 3.0, "tempo_bpm": None, "tempo_candidates": [], "beats": [], "downbeats": [], "meter": None, "key": None,
+        "key_confidence": 0.0, "tuning_cents": None, "chords": [[0.0, 3.0, "N"]], "loudness_lufs": None, "backend": "librosa",
     }
 
 
@@ -211,6 +214,6 @@ def test_essentia_backend_when_installed():
     clicks, _, _ = click_track(120.0, 4, 12.0)
     chords, _ = progression(MAJOR_CADENCE, 1.5)
     features = get_backend("essentia").analyse(clicks + chords[: clicks.size], SR)
-    assert list(features) == FIELDS and features["backend"] == "essentia"
+    assert list(features) == SHARED_FIELDS and features["backend"] == "essentia"
     assert tempo_metrics.acc2(120.0, features["tempo_bpm"]) == 1.0
     assert features["key"] is not None and 0.0 <= features["key_confidence"] <= 1.0

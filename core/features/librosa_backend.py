@@ -5,8 +5,13 @@
 
 Silence: a signal whose integrated loudness is below BS.1770's absolute gate (-70 LUFS, see
 loudness.py) is analysed no further: no tempo, beats, meter or key can be heard in it, so the
-features say so (`silent_features`): tempo_bpm, meter, key and loudness_lufs None, no beats or
-downbeats, key_confidence 0.0, and one "N" chord over the whole excerpt. (The front end runs in
+features say so (`silent_features`): tempo_bpm, meter, key, tuning_cents and loudness_lufs None,
+no beats, downbeats or tempo candidates, key_confidence 0.0, and one "N" chord over the whole
+excerpt.
+
+`tempo_candidates` and `tuning_cents` come from this backend's own tempo and tuning estimates;
+the backends that reuse this module's shared analysis with their own tempo and key (essentia)
+or only its record form (madmom) leave them out. (The front end runs in
 the same pass over the audio as the loudness measurement; for silence its frames go unused.)
 
 Long audio: `analyse_blocks` takes the signal block by block as a decoder streams it and keeps
@@ -18,6 +23,7 @@ bounds what that costs).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +33,7 @@ from mllm.core.features.downbeats import estimate_meter_and_downbeats
 from mllm.core.features.key import estimate_key
 from mllm.core.features.loudness import LoudnessMeter
 from mllm.core.features.spectra import FrameAnalyser, Frames
-from mllm.core.features.tempo_beats import estimate_tempo_and_beats
+from mllm.core.features.tempo_beats import TempoCandidate, estimate_tempo_and_beats
 
 NAME = "librosa"
 # analyse_blocks keeps frames, not samples; the whole-track steps (frames, beat tracking, the chord
@@ -53,30 +59,38 @@ def check_signal(samples: np.ndarray) -> np.ndarray:
     return samples
 
 
+NOT_REPORTED: Any = object()  # default of the two fields only this backend estimates: the field is left out
+
+
+def candidates_field(candidates: list[TempoCandidate]) -> list[dict[str, float]]:
+    """`tempo_candidates` as records carry it: [{"bpm": 128.0, "strength": 0.71}, ...]."""
+    return [{"bpm": round(float(c.bpm), 2), "strength": round(float(c.strength), 3)} for c in candidates]
+
+
 def features_record(
-    duration: float, *, tempo, beats, downbeats, meter, key, key_confidence, chords, loudness_lufs, backend: str
+    duration: float, *, tempo, beats, downbeats, meter, key, key_confidence, chords, loudness_lufs, backend: str,
+    tempo_candidates=NOT_REPORTED, tuning_cents=NOT_REPORTED,
 ) -> Features:
-    """The `features` field in the order of docs/records.md, numbers rounded for small records."""
-    return {
-        "duration": round(duration, 3),
-        "tempo_bpm": None if tempo is None else round(float(tempo), 2),
-        "beats": times(beats),
-        "downbeats": times(downbeats),
-        "meter": meter,
-        "key": key,
-        "key_confidence": round(float(key_confidence), 3),
-        "chords": chords,
-        "loudness_lufs": loudness_lufs,
-        "backend": backend,
-    }
+    """The `features` field in the order of docs/records.md, numbers rounded for small records.
+    `tempo_candidates` and `tuning_cents` are fields of this backend only: a backend that does
+    not pass them has none (not a null)."""
+    record = {"duration": round(duration, 3), "tempo_bpm": None if tempo is None else round(float(tempo), 2)}
+    if tempo_candidates is not NOT_REPORTED:
+        record["tempo_candidates"] = tempo_candidates
+    record.update(beats=times(beats), downbeats=times(downbeats), meter=meter, key=key, key_confidence=round(float(key_confidence), 3))
+    if tuning_cents is not NOT_REPORTED:
+        record["tuning_cents"] = tuning_cents
+    record.update(chords=chords, loudness_lufs=loudness_lufs, backend=backend)
+    return record
 
 
 def silent_features(duration: float, backend: str) -> Features:
     """What a silent excerpt gets (see the module docstring)."""
     chords = [[0.0, round(duration, 3), NO_CHORD]] if round(duration, 3) > 0 else []
+    own = {"tempo_candidates": [], "tuning_cents": None} if backend == NAME else {}
     return features_record(
         duration, tempo=None, beats=[], downbeats=[], meter=None, key=None, key_confidence=0.0,
-        chords=chords, loudness_lufs=None, backend=backend,
+        chords=chords, loudness_lufs=None, backend=backend, **own,
     )
 
 
@@ -90,7 +104,6 @@ def analyse_blocks(
     front end and loudness fed block by block, then the silence check, meter/downbeats and chords
     on the backend's beats. `rhythm_and_key(frames)` gives (tempo or None, beat times, key or
     None, key confidence); the default is this backend's. Memory: one block and the frames."""
-    rhythm_and_key = rhythm_and_key or _rhythm_and_key
     meter, front = LoudnessMeter(sample_rate), FrameAnalyser(sample_rate)
     for block in blocks:
         block = check_signal(block)
@@ -103,19 +116,20 @@ def analyse_blocks(
     if loudness is None:
         return silent_features(duration, backend)
     frames = front.finish()
-    tempo, beats, key, confidence = rhythm_and_key(frames)
+    own: dict = {}
+    if rhythm_and_key is None:  # this backend: its tempo candidates and tuning are reported too
+        estimate = estimate_tempo_and_beats(frames)
+        tempo, beats = estimate.tempo_bpm, estimate.beats
+        key, confidence = estimate_key(frames.chroma, frames.sounding())
+        own = {"tempo_candidates": candidates_field(estimate.candidates), "tuning_cents": frames.tuning_cents}
+    else:
+        tempo, beats, key, confidence = rhythm_and_key(frames)
     meter_value, downbeats = estimate_meter_and_downbeats(frames, beats)
     chords = estimate_chords(frames.chroma, frames.sounding(), frames.chroma_rate, duration)
     return features_record(
         duration, tempo=tempo, beats=beats, downbeats=downbeats, meter=meter_value, key=key,
-        key_confidence=confidence, chords=chords, loudness_lufs=loudness, backend=backend,
+        key_confidence=confidence, chords=chords, loudness_lufs=loudness, backend=backend, **own,
     )
-
-
-def _rhythm_and_key(frames: Frames):
-    tempo, beats = estimate_tempo_and_beats(frames)
-    key, confidence = estimate_key(frames.chroma, frames.sounding())
-    return tempo, beats, key, confidence
 
 
 def analyse(samples: np.ndarray, sample_rate: int) -> Features:
