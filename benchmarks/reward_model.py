@@ -55,15 +55,31 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def accuracy(pairs: list[dict]) -> dict:
-    """Pairwise accuracy of scored pairs on their axis (equal scores 0.5), its exact 95 % interval, n."""
-    right = 0.0
+def accuracy(pairs: list[dict], resamples: int = 2000, seed: int = 0) -> dict:
+    """Pairwise accuracy of scored pairs on their axis (equal scores 0.5), n, and two 95 % intervals:
+    the exact binomial one (pairs taken as independent) and a cluster bootstrap that resamples the
+    clips the pairs are made from (`clip`: a clip's pairs share its audio, so they are not
+    independent; this interval is the honest one)."""
+    right = []
     for pair in pairs:
         a, b = pair["reward"][pair["axis"]], pair["reward_b"][pair["axis"]]
-        right += 0.5 if a == b else float((a > b) == (pair["preference"] == "a"))
+        right.append(0.5 if a == b else float((a > b) == (pair["preference"] == "a")))
     n = len(pairs)
-    low, high = clopper_pearson(int(round(right)), n) if n else (float("nan"), float("nan"))
-    return {"accuracy": right / n if n else float("nan"), "interval": [low, high], "n": n}
+    if not n:
+        return {"accuracy": float("nan"), "interval": [float("nan")] * 2, "clip_bootstrap": [float("nan")] * 2, "n": 0}
+    by_clip = defaultdict(list)
+    for pair, value in zip(pairs, right):
+        by_clip[pair["clip"]].append(value)
+    groups = list(by_clip.values())
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        chosen = [groups[i] for i in rng.integers(len(groups), size=len(groups))]
+        draws.append(sum(map(sum, chosen)) / sum(map(len, chosen)))
+    low, high = clopper_pearson(int(round(sum(right))), n)
+    return {"accuracy": sum(right) / n, "interval": [low, high],
+            "clip_bootstrap": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
+            "n": n, "clips": len(groups)}
 
 
 def system_correlation(records: list[dict]) -> dict:
@@ -91,6 +107,7 @@ def main() -> None:
     parser.add_argument("--keep-best", action="store_true",
                         help="Score the checkpoint of the best valid accuracy (train-reward --keep-best --select-by val_accuracy).")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report-only", action="store_true", help="Read the scored files of an earlier run; train and score nothing.")
     parser.add_argument("--name", default=None, help="Name of this run's model folder and JSON (default: from the text encoder).")
     options = parser.parse_args()
     out = options.out
@@ -104,19 +121,18 @@ def main() -> None:
                                       "--seed", str(options.seed), "--per-clip", str(options.per_clip), "--no-stdout"],
                                      options.threads)
     pairs_file, mos_file = out / "pairs" / "pairs.jsonl", out / "pairs" / "mos.jsonl"
-    model = out / name
-    with open(out / f"{name}.metrics.jsonl", "wb") as metrics:
-        seconds["train-reward"] = run(["train-reward", str(pairs_file), str(mos_file), "-o", str(model), "--overwrite",
-                                       "--encoder", options.encoder, "--text-encoder", options.text_encoder,
-                                       "--epochs", str(options.epochs), "--val-every", "50", "--seed", str(options.seed),
-                                       *(["--keep-best", "--select-by", "val_accuracy"] if options.keep_best else [])],
-                                      options.threads, stdout=metrics)
-    if options.keep_best:
-        model = model.with_name(model.name + "-best")
-    for source in (pairs_file, mos_file):
-        with open(out / f"{name}.{source.stem}.scored.jsonl", "wb") as scored:
-            seconds[f"score {source.stem}"] = run(["score", str(source), "--model", str(model), "--split", "test"],
-                                                  options.threads, stdout=scored)
+    model = out / (f"{name}-best" if options.keep_best else name)  # the checkpoint scored
+    if not options.report_only:
+        with open(out / f"{name}.metrics.jsonl", "wb") as metrics:
+            seconds["train-reward"] = run(["train-reward", str(pairs_file), str(mos_file), "-o", str(out / name), "--overwrite",
+                                           "--encoder", options.encoder, "--text-encoder", options.text_encoder,
+                                           "--epochs", str(options.epochs), "--val-every", "50", "--seed", str(options.seed),
+                                           *(["--keep-best", "--select-by", "val_accuracy"] if options.keep_best else [])],
+                                          options.threads, stdout=metrics)
+        for source in (pairs_file, mos_file):
+            with open(out / f"{name}.{source.stem}.scored.jsonl", "wb") as scored:
+                seconds[f"score {source.stem}"] = run(["score", str(source), "--model", str(model), "--split", "test"],
+                                                      options.threads, stdout=scored)
     pairs = [p for p in read_jsonl(out / f"{name}.pairs.scored.jsonl") if p.get("split") == "test" and "reward" in p]
     mos = [r for r in read_jsonl(out / f"{name}.mos.scored.jsonl") if r.get("split") == "test" and "reward" in r]
     all_pairs = read_jsonl(pairs_file)
@@ -146,7 +162,9 @@ def main() -> None:
     print(f"test split ({options.text_encoder} prompt tower, {options.encoder} encoder):", file=sys.stderr)
     for what, entry in result["test_pairs"].items():
         low, high = entry["interval"]
-        print(f"  {what:28s} accuracy {entry['accuracy']:.3f}  [{low:.3f}, {high:.3f}]  n={entry['n']}", file=sys.stderr)
+        clip_low, clip_high = entry["clip_bootstrap"]
+        print(f"  {what:28s} accuracy {entry['accuracy']:.3f}  exact [{low:.3f}, {high:.3f}]  clip bootstrap "
+              f"[{clip_low:.3f}, {clip_high:.3f}]  n={entry['n']} pairs of {entry.get('clips', 0)} clips", file=sys.stderr)
     for what, entry in result["per_system"].items():
         print(f"  per-system SRCC {what:8s} {entry['srcc']:.3f}  systems {entry['systems']}  mean scores "
               f"{[round(m, 3) for m in entry['mean_score']]}  clips {entry['clips_per_system']}", file=sys.stderr)
