@@ -154,6 +154,12 @@ class Examples:
     ties: int = 0  # pairs left out as ties
     ids: list = field(default_factory=list)  # (id, what) per example, for the fingerprint
 
+    def to(self, device) -> Examples:
+        """The same examples with every tensor on `device`."""
+        moved = {name: {k: v.to(device) for k, v in getattr(self, name).items()} for name in ("pair_a", "pair_b", "mos")}
+        return Examples(**moved, pair_axis=self.pair_axis.to(device), pair_target=self.pair_target.to(device),
+                        mos_axis=self.mos_axis.to(device), mos_value=self.mos_value.to(device), ties=self.ties, ids=self.ids)
+
     @property
     def pairs(self) -> int:
         return int(self.pair_axis.shape[0])
@@ -380,6 +386,7 @@ def setup(config: RewardConfig, records: Sequence[dict], resume: str | os.PathLi
     else:
         model, _ = load_reward_model(resume)
     model.to(config.device)
+    train_examples, valid_examples = train_examples.to(config.device), valid_examples.to(config.device)
     batches_per_epoch = math.ceil(len(train_examples) / config.batch_size)
     total_steps = config.steps or max(1, math.ceil(config.epochs * batches_per_epoch))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -460,7 +467,8 @@ def evaluate(run: RewardRun, examples: Examples | None = None) -> dict:
         for k, name in enumerate(axes):
             mine = examples.mos_axis == k
             if int(mine.sum()) > 2:
-                out[f"val_srcc.{name}"] = float(spearmanr(scores[mine, k].numpy(), examples.mos_value[mine].numpy())[0])
+                out[f"val_srcc.{name}"] = float(spearmanr(scores[mine, k].cpu().numpy(),
+                                                          examples.mos_value[mine].cpu().numpy())[0])
     run.model.train(was_training)
     return out
 
