@@ -8,7 +8,9 @@ Fields read (docs/reward.md):
   record has one, else `audio` (a path, with `start`/`end`) encoded by the model's encoder;
 - side "b" (pairs): `audio_b_embedding`, else `audio_b` (the whole file);
 - the prompt: `prompt`, else `caption`, else `labels.caption` (text; none: the model's empty prompt);
-- a reference audio, when the record has `reference_audio` (a path); the same on both sides.
+- a reference audio (the audio a generation was asked to follow), when the record has one:
+  `reference_audio_embedding`, else `reference_audio` (a path, the whole file); the same on both
+  sides of a pair.
 
 An audio is encoded once however many records name it (kept by path and span). A record whose
 audio cannot be read or encoded, or whose prompt is not text, is in `failed` with the reason,
@@ -122,7 +124,9 @@ class RewardInputs:
                     key, item = self._audio_key(record, audio_field, whole=side == "b")
                     items[key] = item
                 reference = None
-                if record.get("reference_audio") is not None:
+                if "reference_audio_embedding" in record:
+                    reference = pool_frames(record["reference_audio_embedding"])
+                elif record.get("reference_audio") is not None:
                     reference, item = self._audio_key(record, "reference_audio", whole=True)
                     items[reference] = item
                 wanted[i] = (key, reference, own, record_prompt(record))
@@ -132,7 +136,7 @@ class RewardInputs:
         index, audio, reference_rows, has_reference, prompts = [], [], [], [], []
         for i, (key, reference, own, prompt) in wanted.items():
             vector = own if key is None else self._vectors[key]
-            ref = None if reference is None else self._vectors[reference]
+            ref = reference if reference is None or isinstance(reference, np.ndarray) else self._vectors[reference]
             bad = next((v for v in (vector, ref) if isinstance(v, Exception)), None)
             if bad is not None:
                 field = audio_field if isinstance(vector, Exception) else "reference_audio"
