@@ -29,6 +29,7 @@ def command(
     encoder: str = typer.Option("dsp", "--encoder", help="The frozen audio encoder, as `mllm encode --encoder` (DSP features need no weights; a Hugging Face model by id or folder); its frames are pooled to mean and std."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Hidden layer(s) of a Hugging Face encoder (as `mllm encode --layer`)."),
     frame_rate: float = typer.Option(10.0, "--frame-rate", help="Frames per second before pooling."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Cache the audio embeddings in this folder (shared with `mllm encode --cache`): a second run on the same audio skips the encoding."),
     text_encoder: str = typer.Option("smollm2", "--text-encoder", help="The prompt's frozen text embedding: an LLM (smollm2, a folder, a hub id in the cache: mean of its last hidden states), minilm or a sentence-transformers folder, or none (no prompt tower)."),
     axes: str = typer.Option("alignment,musicality", "--axes", help="The scores the model gives, one per axis, comma-separated."),
     hidden: int = typer.Option(64, "--hidden", help="Width of the head."),
@@ -80,7 +81,7 @@ def command(
     given = chosen_options(ctx)
     paths = inputs or ["-"]
     continuing = resume is not None and ("output" not in given or Path(output).resolve() == Path(resume).resolve())
-    refuse_overwrite(resume if continuing else output, *paths, overwrite=overwrite, kind="checkpoint", resume=continuing)
+    refuse_overwrite(resume if continuing else output, *paths, cache, overwrite=overwrite, kind="checkpoint", resume=continuing)
     if device == "auto":
         import torch
 
@@ -98,7 +99,7 @@ def command(
         records = [record for path in paths for record in read_records(path)]
     usable = _without_error_records(records, records, allow_errors)
     with _cannot_run():
-        run = setup(config, usable, resume=resume, given=given, extend_to=extend_to)
+        run = setup(config, usable, resume=resume, given=given, extend_to=extend_to, cache=cache)
     run.options = run_options(ctx, run.config)
     config = run.config
     ties = f", {run.skipped['ties']} tied train pairs left out" if run.skipped.get("ties") else ""

@@ -337,16 +337,20 @@ def resolve_config(config: RewardConfig, resume=None, given: Collection[str] | N
 
 
 def setup(config: RewardConfig, records: Sequence[dict], resume: str | os.PathLike | None = None, *,
-          given: Collection[str] | None = None, extend_to: int | None = None, inputs: RewardInputs | None = None) -> RewardRun:
+          given: Collection[str] | None = None, extend_to: int | None = None, inputs: RewardInputs | None = None,
+          cache: str | os.PathLike | None = None) -> RewardRun:
     """Embed the data, build the head, optimizer and scheduler; with `resume`, restore them.
-    `inputs`: the frozen towers to use (default: those the config names)."""
+    `inputs`: the frozen towers to use (default: those the config names); `cache`: a folder of
+    audio embeddings shared with `mllm encode --cache` (core/encoders/cache.py)."""
     config, saved, tensors = resolve_config(config, resume, given, extend_to)
     if saved is not None:
         spec = read_reward_config(resume)["encoder"]
     else:
         spec = encoder_spec(config.encoder, config.layer, config.frame_rate)
     if inputs is None:
-        inputs = RewardInputs(ModelEncoder(dict(spec), device=config.device),
+        from mllm.core.encoders.cache import EmbeddingCache
+
+        inputs = RewardInputs(ModelEncoder(dict(spec), device=config.device, cache=EmbeddingCache(cache) if cache else None),
                               TextEmbedder.load(config.text_encoder, device=config.device))
     train_records = [r for r in records if r.get("split") == TRAIN]
     valid_records = [r for r in records if r.get("split") == "valid"]
