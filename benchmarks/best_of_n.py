@@ -165,6 +165,40 @@ def compare(systems: dict[str, dict], tasks: dict[str, list[str]], bootstrap: in
     return out
 
 
+def field_of(record: dict, path: str) -> float:
+    value = record
+    for part in path.split("."):
+        value = value[part]
+    return float(value)
+
+
+def agreement(scored: Path, rerankers: dict[str, tuple[Path, str]]) -> dict:
+    """How well each reranker orders an item's samples as the verifiable reward does: Spearman's rho
+    between its field and reward.total over an item's samples, averaged per task over the items
+    where both vary (n_items), as a reranker's quality apart from N."""
+    from scipy.stats import spearmanr
+
+    truth = {(r["id"], r["sample"]): (r["task"], r["reward"]["total"]) for r in read(scored) if "sample" in r}
+    out = {}
+    for name, (source, field) in rerankers.items():
+        if name == "oracle":
+            continue
+        groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        tasks = {}
+        for record in read(source):
+            if "sample" in record and "error" not in record:
+                task, total = truth[(record["id"], record["sample"])]
+                groups[record["id"]].append((field_of(record, field), total))
+                tasks[record["id"]] = task
+        by_task: dict[str, list[float]] = defaultdict(list)
+        for key, pairs in groups.items():
+            x, y = zip(*pairs)
+            if len(set(x)) > 1 and len(set(y)) > 1:
+                by_task[tasks[key]].append(float(spearmanr(x, y).statistic))
+        out[name] = {task: {"mean_rho": float(np.mean(v)), "n_items": len(v)} for task, v in sorted(by_task.items())}
+    return out
+
+
 def table(result: dict) -> str:
     """The markdown table: one row per system, one column group per task."""
     tasks = result["tasks"]
@@ -277,9 +311,15 @@ def main() -> None:
         "reward_model": str(args.reward_model) if args.reward_model else None, "seconds": seconds,
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "tasks": compare(systems, dict(ids_by_task), args.bootstrap, args.seed),
+        "agreement_with_reward": agreement(scored, rerankers),
     }
     (folder / "best_of_n.json").write_text(json.dumps(result, indent=2) + "\n")
     text = table(result)
+    text += "\n\nWithin-item Spearman rho with the verifiable reward (mean over items where both vary):\n\n"
+    text += "| reranker | " + " | ".join(ids_by_task) + " |\n|---|" + "---|" * len(ids_by_task) + "\n"
+    for name, tasks in result["agreement_with_reward"].items():
+        cells = [f"{tasks[t]['mean_rho']:+.3f} (n={tasks[t]['n_items']})" if t in tasks else "" for t in ids_by_task]
+        text += f"| {name} | " + " | ".join(cells) + " |\n"
     print(text, file=sys.stderr)
     if args.markdown:
         args.markdown.write_text(text + "\n")
