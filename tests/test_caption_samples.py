@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
 import torch
 
@@ -97,18 +98,21 @@ def test_split_and_failures_pass_through_once(checkpoint, tmp_path):
     assert "caption: 4 records in, 10 out, 1 failed" in " ".join(result.stderr.split())
 
 
-def test_resume_completes_an_incomplete_group(checkpoint, tmp_path):
-    source = write_records(tmp_path / "in.jsonl", make_records(3))
+@pytest.mark.parametrize("cut", [6, 5])
+def test_resume_completes_an_incomplete_group(checkpoint, tmp_path, cut):
+    records = make_records(3)
+    records[1]["split"] = "train"  # passed through once: a resume counts it as 1 record, the others as 4
+    source = write_records(tmp_path / "in.jsonl", records)
     out = tmp_path / "out.jsonl"
-    sample(source, checkpoint, "-o", out)
+    sample(source, checkpoint, "-o", out, "--split", "test")
     whole = out.read_bytes().splitlines(keepends=True)
-    assert len(whole) == 12
-    out.unlink()  # a kill while writing sample 2 of r1: samples 0-1 of r1 written, the third cut short
-    (tmp_path / "out.jsonl.partial").write_bytes(b"".join(whole[:6]) + whole[6][:15])
-    result = sample(source, checkpoint, "-o", out, "--resume")
-    assert "resume: 6 records already in" in " ".join(result.stderr.split())
+    assert [orjson.loads(line)["id"] for line in whole] == ["r0"] * 4 + ["r1"] + ["r2"] * 4
+    out.unlink()  # a kill while writing line cut + 1: the lines before it written, that one cut short
+    (tmp_path / "out.jsonl.partial").write_bytes(b"".join(whole[:cut]) + whole[cut][:15])
+    result = sample(source, checkpoint, "-o", out, "--resume", "--split", "test")
+    assert f"resume: {cut} records already in" in " ".join(result.stderr.split())
     assert out.read_bytes().splitlines(keepends=True) == whole
-    sample(source, checkpoint, "-o", out, "--resume")  # nothing left: the file stays as it is
+    sample(source, checkpoint, "-o", out, "--resume", "--split", "test")  # nothing left: the file stays as it is
     assert out.read_bytes().splitlines(keepends=True) == whole
 
 
