@@ -3,7 +3,8 @@
     python benchmarks/real_music.py fetch                           # once: the real-music excerpts (dev/test)
     python benchmarks/features_real_music.py                        # renders a 40-clip corpus, runs every backend
     python benchmarks/features_real_music.py --corpus /tmp/c/manifest.jsonl --backends librosa,essentia
-    python benchmarks/features_real_music.py --sets dev --backends librosa     # a quick check while tuning on dev
+    python benchmarks/features_real_music.py --sets dev --backends librosa,madmom   # a quick check while tuning on dev
+    python benchmarks/features_real_music.py --backends madmom,essentia --versus-rate essentia=22050   # Essentia native vs upsampled
 
 Each backend runs as the real command, `mllm extract-features MANIFEST --backend B --workers 1
 --threads 1`, in its own process, at the rate it analyses at (RATES: librosa 22050 Hz, madmom and
@@ -96,7 +97,7 @@ def meta_key(manifest: Path, backend: str, rate: int) -> dict:
 
 def features_of(manifest: Path, backend: str, rate: int, runs: Path, set_name: str, reuse: bool) -> tuple[list[dict], dict]:
     """(features per record, run info), from the cache when `reuse` and it matches."""
-    out = runs / f"{set_name}.{backend}.jsonl"
+    out = runs / (f"{set_name}.{backend}.jsonl" if rate == RATES.get(backend) else f"{set_name}.{backend}-{rate}.jsonl")
     meta_path = out.with_suffix(".meta.json")
     key = meta_key(manifest, backend, rate)
     meta = orjson.loads(meta_path.read_bytes()) if meta_path.exists() else {}
@@ -135,6 +136,37 @@ def speed_line(set_name: str, minutes: float, infos: dict[str, dict], backends: 
     return f"| {set_name} | {minutes:.1f} | " + " | ".join(cells) + " |"
 
 
+def same_level(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) <= 0.04 * b
+
+
+def compare_rates(records: list[dict], reference: list[dict] | None, at_rate: list[dict], at_other: list[dict],
+                  rate: int, other_rate: int) -> dict:
+    """One backend at two decode rates: how many tempi move off the other's level (beyond 4 %), how
+    many keys change, and each rate's tempo Acc1/Acc2 (truth where labelled, else madmom)."""
+    moved = [r["id"] for r, a, b in zip(records, at_rate, at_other) if not same_level(a.get("tempo_bpm"), b.get("tempo_bpm"))]
+    keys = sum(1 for a, b in zip(at_rate, at_other) if a.get("key") != b.get("key"))
+    labelled = any((r.get("labels") or {}).get("key") for r in records)  # the corpus: exact labels
+    base = records if labelled else (as_labels(reference) if reference else None)
+    scores = {str(rate): score(base, at_rate), str(other_rate): score(base, at_other)} if base else {}
+    return {"rates": [rate, other_rate], "tempo_moved": moved, "keys_changed": keys, "n": len(records),
+            "scored_against": "labels" if labelled else "madmom", "scores": scores}
+
+
+def rate_lines(set_name: str, backend: str, result: dict) -> list[str]:
+    rate, other = result["rates"]
+    lines = [f"**{NAMES[backend]} at {rate} vs {other} Hz, {set_name}** ({result['n']} records): tempo on another level (> 4 % apart) "
+             f"in {len(result['tempo_moved'])} ({', '.join(result['tempo_moved']) or 'none'}), key changed in {result['keys_changed']}", ""]
+    if result["scores"]:
+        a, b = result["scores"][str(rate)], result["scores"][str(other)]
+        lines += [f"| against {result['scored_against']} | {rate} Hz | {other} Hz |", "| --- | ---: | ---: |"]
+        for label, name, _ in ROWS[:2] + ROWS[5:7]:
+            if name in a:
+                lines.append(f"| {label} | {a[name]:.3f} | {b[name]:.3f} |")
+        lines.append("")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="real_music.py's folder (dev.jsonl, test.jsonl; runs/ is written there)")
@@ -146,6 +178,7 @@ def main() -> None:
     parser.add_argument("--rate", action="append", default=[], help="BACKEND=HZ: the --sample-rate of a backend (default RATES)")
     parser.add_argument("--refresh", default="", help="cached backends to recompute (comma-separated)")
     parser.add_argument("--reuse", default="", help="other backends whose cached outputs to reuse")
+    parser.add_argument("--versus-rate", help="BACKEND=HZ: also run that backend at HZ and compare (e.g. essentia=22050)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
 
@@ -155,6 +188,10 @@ def main() -> None:
     for item in args.rate:
         name, _, hz = item.partition("=")
         rates[name] = int(hz)
+    versus = None
+    if args.versus_rate:
+        name, _, hz = args.versus_rate.partition("=")
+        versus = (name, int(hz))
     reuse = (CACHED | set(filter(None, args.reuse.split(",")))) - set(filter(None, args.refresh.split(",")))
     runs = cache / "runs"
     manifests = {"test": cache / "test.jsonl", "dev": cache / "dev.jsonl"}
@@ -180,9 +217,12 @@ def main() -> None:
         outputs, infos = {}, {}
         for backend in backends:
             outputs[backend], infos[backend] = features_of(manifest, backend, rates[backend], runs, set_name, backend in reuse)
-        minutes = sum(f.get("duration", 0.0) for f in outputs[backends[0]]) / 60
+        minutes = max(sum(f.get("duration", 0.0) for f in outputs[b]) for b in backends) / 60
         failed = {b: sum(1 for f in outputs[b] if not f) for b in backends}
         entry = {"manifest": str(manifest), "records": len(records), "minutes": minutes, "failed": failed, "runs": infos}
+        if any(failed.values()):  # error records: their metrics count as misses (tempo) or are left out
+            lines += [f"{set_name}: records without features (error records): "
+                      + ", ".join(f"{NAMES[b]} {n}" for b, n in failed.items() if n), ""]
         if set_name == "corpus":
             entry["truth"] = {b: score(records, outputs[b]) for b in backends}
             lines += table(f"Rendered corpus ({len(records)} clips, exact labels)", entry["truth"], backends)
@@ -201,6 +241,11 @@ def main() -> None:
                 entry["chart_tempo"] = {b: score(label_records, [o[i] for _, o in labelled]) for i, b in enumerate(backends)}
                 lines += table(f"Real music, {set_name}: tempo against the Frets on Fire charts ({len(labelled)} songs, truth)",
                                entry["chart_tempo"], backends)
+        if versus:
+            name, rate = versus
+            other, other_info = features_of(manifest, name, rate, runs, set_name, name in reuse)
+            entry["versus_rate"] = compare_rates(records, outputs.get(REFERENCE), outputs[name], other, rates[name], rate)
+            lines += rate_lines(set_name, name, entry["versus_rate"])
         speed.append(speed_line(f"{set_name} ({len(records)})", minutes, infos, backends))
         report["sets"][set_name] = entry
 
