@@ -16,12 +16,14 @@ from mllm.core.features.key import estimate_key, key_scores, key_templates, PROF
 from mllm.core.features.librosa_backend import analyse
 from mllm.core.features.loudness import integrated_loudness
 from mllm.core.features.spectra import analyse_frames
-from mllm.core.features.tempo_beats import estimate_tempo_and_beats
+from mllm.core.features.tempo_beats import REPORTED_CANDIDATES, estimate_tempo_and_beats, track_beats
 from mllm.core.metrics import beats as beat_metrics
 from mllm.core.metrics import chords as chord_metrics
 from mllm.core.metrics import tempo as tempo_metrics
 
-from feature_signals import MAJOR_CADENCE, MINOR_CADENCE, SR, click_track, progression, transpose
+from feature_signals import (
+    DOTTED_3_3_2, MAJOR_CADENCE, MINOR_CADENCE, NATURAL_MINOR, SR, SWUNG_RIDE, click_track, drum_pattern, progression, transpose,
+)
 
 SHARED_FIELDS = ["duration", "tempo_bpm", "beats", "downbeats", "meter", "key", "key_confidence", "chords", "loudness_lufs", "backend"]
 FIELDS = ["duration", "tempo_bpm", "tempo_candidates", "beats", "downbeats", "meter", "key", "key_confidence", "tuning_cents",
@@ -35,6 +37,39 @@ def test_tempo_within_4_percent_and_beats_on_the_clicks(bpm):
     tempo, estimated = estimate.tempo_bpm, estimate.beats
     assert tempo_metrics.acc1(bpm, tempo) == 1.0, tempo
     assert beat_metrics.evaluate(beats, estimated)["f_measure"] >= 0.9
+
+
+@pytest.mark.parametrize("pattern,bpm", [(DOTTED_3_3_2, 140.0), (DOTTED_3_3_2, 160.0), (SWUNG_RIDE, 160.0)])
+def test_dotted_and_swung_rhythms_are_read_at_the_beat(pattern, bpm):
+    # A 3+3+2 loop repeats every 1.5 beats: the autocorrelation peak under the 120 BPM prior alone
+    # read 140 and 160 BPM as 92 and 109 (2/3 of the beat). Swung eighths put onsets at 2/3 of a beat.
+    samples, beats = drum_pattern(bpm, 16, pattern)
+    estimate = estimate_tempo_and_beats(analyse_frames(samples, SR))
+    assert tempo_metrics.acc1(bpm, estimate.tempo_bpm) == 1.0, estimate
+    assert beat_metrics.evaluate(beats, estimate.beats)["f_measure"] >= 0.9
+
+
+def test_the_beat_tracker_is_librosas():
+    librosa_beat = pytest.importorskip("librosa.beat")
+    for samples in (click_track(97.0, 4, 12.0)[0], drum_pattern(140.0, 8, DOTTED_3_3_2)[0]):
+        frames = analyse_frames(samples, SR)
+        for bpm in (70.0, 97.0, 140.0, 211.0):
+            _, expected = librosa_beat.beat_track(onset_envelope=frames.onset_envelope, sr=SR, hop_length=512, bpm=bpm, units="frames")
+            assert np.array_equal(track_beats(frames.onset_envelope, frames.onset_rate * 60 / bpm), expected)
+
+
+def test_tempo_candidates_are_distinct_tempi_strongest_first():
+    samples, _ = drum_pattern(140.0, 16, DOTTED_3_3_2)
+    chords, _ = progression(MAJOR_CADENCE * 4, 1.0)
+    features = analyse(samples + 0.3 * chords[: samples.size], SR)
+    candidates = features["tempo_candidates"]
+    assert 2 <= len(candidates) <= REPORTED_CANDIDATES
+    assert all(set(c) == {"bpm", "strength"} and isinstance(c["bpm"], float) for c in candidates)
+    assert candidates[0]["bpm"] == features["tempo_bpm"]
+    strengths = [c["strength"] for c in candidates]
+    assert strengths == sorted(strengths, reverse=True) and sum(strengths) == pytest.approx(1.0, abs=0.01)
+    bpms = [c["bpm"] for c in candidates]
+    assert all(abs(a / b - 1) > 0.04 for i, a in enumerate(bpms) for b in bpms[i + 1 :])
 
 
 @pytest.mark.parametrize("meter,bpm", [(4, 120.0), (3, 100.0), (4, 90.0), (3, 140.0)])
@@ -70,6 +105,40 @@ def test_key_exact_on_cadences(chords, shift, expected):
     key, confidence = estimate_key(frames.chroma, frames.sounding())
     assert key == expected
     assert 0.0 < confidence <= 1.0
+
+
+@pytest.mark.parametrize("chords,cents,expected", [(MINOR_CADENCE, 40.0, "A minor"), (MAJOR_CADENCE, -45.0, "C major")])
+def test_tuning_is_estimated_and_the_key_read_off_a440(chords, cents, expected):
+    # 40-45 cents off A440 the partials lie nearly between two semitones' filters; with the
+    # chroma filters at A440 these cadences read as F major and E minor.
+    samples, _ = progression(chords, 1.0, cents=cents)
+    frames = analyse_frames(samples, SR)
+    assert frames.tuning_cents == pytest.approx(cents, abs=3.0)
+    assert estimate_key(frames.chroma, frames.sounding())[0] == expected
+    assert analyse(samples, SR)["tuning_cents"] == frames.tuning_cents
+
+
+def test_tuning_of_an_in_tune_signal_is_near_zero():
+    samples, _ = progression(MAJOR_CADENCE, 1.0)
+    assert abs(analyse_frames(samples, SR).tuning_cents) <= 2.0
+
+
+@pytest.mark.parametrize("name", sorted(NATURAL_MINOR))
+def test_natural_minor_is_not_read_as_its_relative_major(name):
+    for shift, expected in ((0, "A minor"), (3, "C minor"), (7, "E minor")):
+        samples, _ = progression(transpose(NATURAL_MINOR[name], shift), 1.0)
+        frames = analyse_frames(samples, SR)
+        assert estimate_key(frames.chroma, frames.sounding())[0] == expected
+
+
+def test_a_near_tie_between_a_minor_key_and_its_relative_major_goes_to_the_minor():
+    templates = key_templates()
+    tie = templates[0] + templates[12 + 9]  # C major and A minor profiles mixed: both fit alike
+    scores = key_scores(tie + 1.0)
+    assert abs(scores[0] - scores[12 + 9]) < 0.01
+    assert int(np.argmax(key_scores(tie + 1.0, minor_bias=0.02))) == 12 + 9
+    key, _ = estimate_key(np.tile((tie + 1.0)[:, None], (1, 4)))
+    assert key == "A minor"
 
 
 def test_key_profiles_rotate_with_the_tonic():

@@ -56,7 +56,7 @@ PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 DEFAULT_PROFILE = "temperley"
 FIFTH_PARTIAL_WEIGHT = 0.4
-MINOR_BIAS = 0.04
+MINOR_BIAS = 0.02
 CONFIDENCE_TEMPERATURE = 0.05
 
 

@@ -100,7 +100,8 @@ def _mel_basis(sample_rate: int) -> tuple[np.ndarray, int]:
     basis = librosa.filters.mel(sr=sample_rate, n_fft=ONSET_FFT, n_mels=N_MELS, fmin=30.0, fmax=min(8000.0, sample_rate / 2))
     centres = librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=30.0, fmax=min(8000.0, sample_rate / 2))[1:-1]
     n_bass = max(1, int(np.searchsorted(centres, BASS_MAX_HZ)))
-    return basis.astype(np.float32), n_bass
+    used = int(np.flatnonzero(basis.any(axis=0))[-1]) + 1  # the bins above fmax have no weight: skipped
+    return np.ascontiguousarray(basis[:, :used], dtype=np.float32), n_bass
 
 
 def chroma_bins(sample_rate: int) -> int:
@@ -245,7 +246,7 @@ class FrameAnalyser:
         onset_first = first * ratio
         onset_count = count * ratio if n_onset is None else min(count * ratio, n_onset - onset_first)
         segment = self._segment(onset_first, onset_count, ONSET_FFT, ONSET_HOP)
-        power = np.abs(librosa.stft(segment, n_fft=ONSET_FFT, hop_length=ONSET_HOP, center=False)) ** 2
+        power = np.abs(librosa.stft(segment, n_fft=ONSET_FFT, hop_length=ONSET_HOP, center=False)[: self.mel_basis.shape[1]]) ** 2
         log_mel = np.log1p(LOG_GAIN * (self.mel_basis @ power)).astype(np.float32, copy=False)  # (N_MELS, onset_count)
         previous = log_mel[:, :1] if self.previous_log_mel is None else self.previous_log_mel
         flux = np.maximum(0.0, np.diff(log_mel, axis=1, prepend=previous))  # half-wave rectified difference

@@ -16,8 +16,8 @@
      strength on them: a beat level has onsets on its off-beats (eighth notes), a period of 1.5
      beats does not (its midpoints fall on sixteenths), and neither does one of 3/4 beat;
    - PRIOR_WEIGHT x the log of a log-normal prior centred on PRIOR_BPM (PRIOR_OCTAVES wide).
-3. Candidates an octave apart (ratios 1/4, 1/2, 2, 4 within 4 %) are one metrical family: each
-   candidate's score is its family's best score plus OCTAVE_WEIGHT x the log of its own
+3. Candidates an octave apart (ratios 1/2 and 2 within 4 %) are one metrical family: each
+   candidate's score is the best score among itself and its octaves plus OCTAVE_WEIGHT x the log of its own
    autocorrelation under a narrow prior at 120 BPM (OCTAVE_PRIOR_OCTAVES). So the family (which
    of the 3:2 or 4:3-related readings) is chosen on the metrical evidence, and the level within
    the family (half or double) as before, by the autocorrelation peak nearest 120 BPM. The best
@@ -143,8 +143,9 @@ def candidate_score(correlation: np.ndarray, envelope: np.ndarray, lag: float, a
 
 
 def same_family(a: float, b: float) -> bool:
-    """True when tempi a and b are the same or an octave or two apart (within SAME_LEVEL)."""
-    return any(abs(a / (b * k) - 1) <= SAME_LEVEL for k in (0.25, 0.5, 1.0, 2.0, 4.0))
+    """True when tempi a and b are the same or an octave apart (within SAME_LEVEL). Not two
+    octaves: a choice within the family must stay at a level Acc2 forgives (x2, x1/2)."""
+    return any(abs(a / (b * k) - 1) <= SAME_LEVEL for k in (0.5, 1.0, 2.0))
 
 
 @numba.njit(cache=True, nogil=True)
