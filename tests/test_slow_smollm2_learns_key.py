@@ -8,7 +8,8 @@ best checkpoint -> `mllm eval-mir --split test`. Chance for the exact key is 1/2
 
 Measured with these commands on a 2-core AMD EPYC VM (2026-12-01, about 40 minutes, fp32): the
 last checkpoint 0.71 (95 % interval 0.57-0.83), weighted 0.76; the best val_score checkpoint
-(step 300) 0.57 (0.43-0.69); parse rate 1.0. Before `--transpose` (250 steps, best val_loss) the
+(step 300) 0.57 (0.43-0.69); parse rate 1.0. On a 2-core Intel Xeon with AMX (2026-12-02, bf16, 40
+minutes beside other jobs): the last checkpoint 0.69 (0.55-0.83), the best val_score 0.60. Before `--transpose` (250 steps, best val_loss) the
 same machine kind gave 0.19 from the best and 0.36 from the last checkpoint. With 22 valid clips
 val_score is a noisy guide, so the bar is on the last checkpoint (docs/training.md), set below
 the measured interval: 0.55.
