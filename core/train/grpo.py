@@ -72,9 +72,10 @@ from mllm.core.train.grpo_objective import (LOSS_TYPES, SCALE_REWARDS, STD_EPS, 
 from mllm.core.train.rewards import Prepared, Reward, RewardSettings, parse_components
 from mllm.core.train.sampling import SeededSampler, row_seed
 from mllm.core.model.checkpoint import CheckpointError, read_tensors, replace_folder
-from mllm.core.train.sft import _flatten_optimizer, _restore_optimizer, epoch_order, split_records
+from mllm.core.train.sft import epoch_order, split_records
 from mllm.core.train.sft import data_fingerprint as sft_fingerprint
-from mllm.core.train.trainer_state import TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, read_state_json
+from mllm.core.train.trainer_state import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, flatten_optimizer, read_state_json,
+                                          restore_optimizer)
 
 __all__ = ["GRPOConfig", "Run", "setup", "train", "save", "resolve_config", "read_trainer_state", "generate_completions",
            "token_logps", "group_token_logps", "policy_on_top", "TRAINER_STATE_JSON", "RESUME_MAY_CHANGE"]
@@ -252,7 +253,7 @@ def setup(config: GRPOConfig, records: Sequence[dict], *, model: MusicLLM | None
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
     run = Run(config, model, optimizer, reward, examples, prepared, data, share=share)
     if saved is not None:
-        _restore_optimizer(optimizer, saved, tensors, model.device, resume)
+        restore_optimizer(optimizer, saved, tensors, model.device, resume)
         run.step, run.epoch, run.position = saved["step"], saved["epoch"], saved["position"]
         run.last_metrics = saved.get("last_metrics", {})
         torch.set_rng_state(tensors["rng.torch"])  # last: loading the model drew random numbers
@@ -675,7 +676,7 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
     staging = folder.parent / f".{folder.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
         save_checkpoint(run.model, staging, extra={"trainer": "grpo", "step": run.step})
-        tensors, optimizer_json = _flatten_optimizer(run.optimizer.state_dict())
+        tensors, optimizer_json = flatten_optimizer(run.optimizer.state_dict())
         tensors["rng.torch"] = torch.get_rng_state()
         save_file({k: v.contiguous() for k, v in tensors.items()}, staging / TRAINER_STATE_TENSORS)
         state = {"format": TRAINER_STATE_FORMAT, "version": 1, "step": run.step, "epoch": run.epoch,

@@ -75,9 +75,9 @@ from mllm.core.reward_model.model import (AXES, RewardModel, RewardModelConfig, 
                                           read_json_of_format, read_reward_config, save_reward_model)
 from mllm.core.reward_model.records import TIES, is_pair, mos_of, pair_judgements
 from mllm.core.reward_model.text import TextEmbedder
-from mllm.core.train.sft import (TrainingDiverged, _flatten_optimizer, _restore_optimizer, epoch_order, lr_factor,
-                                 option)
-from mllm.core.train.trainer_state import TRAINER_STATE_JSON, TRAINER_STATE_TENSORS
+from mllm.core.train.sft import TrainingDiverged, epoch_order, lr_factor, option
+from mllm.core.train.trainer_state import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, flatten_optimizer,
+                                          restore_optimizer)
 
 __all__ = ["RewardConfig", "RewardState", "RewardRun", "Examples", "setup", "train", "evaluate", "save",
            "bradley_terry_loss", "pairwise_accuracy", "read_examples", "RESUME_MAY_CHANGE", "TrainingDiverged"]
@@ -395,7 +395,7 @@ def setup(config: RewardConfig, records: Sequence[dict], resume: str | os.PathLi
     total_steps = config.steps or max(1, math.ceil(config.epochs * batches_per_epoch))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if saved is not None:
-        _restore_optimizer(optimizer, saved, tensors, config.device, resume)
+        restore_optimizer(optimizer, saved, tensors, config.device, resume)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, config.warmup, total_steps, config.min_lr_ratio),
         last_epoch=-1 if saved is None else saved["step"] - 1)
@@ -547,7 +547,7 @@ def save(run: RewardRun, folder: str | os.PathLike | None = None) -> Path:
     from mllm.core.config import RUN_OPTIONS_FILE, write_config
 
     folder = Path(folder or run.config.output)
-    tensors, optimizer_json = _flatten_optimizer(run.optimizer.state_dict())
+    tensors, optimizer_json = flatten_optimizer(run.optimizer.state_dict())
     tensors["rng.torch"] = torch.get_rng_state()
     trainer_state = {"format": TRAINER_STATE_FORMAT, "version": TRAINER_STATE_VERSION, **asdict(run.state),
                      "total_steps": run.total_steps, "config": asdict(run.config), "data": run.data,

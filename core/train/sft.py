@@ -82,7 +82,8 @@ from mllm.core.io.splits import TRAIN
 from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 from mllm.core.train import distributed
 from mllm.core.train.augment import chroma_columns, transpose_record
-from mllm.core.train.trainer_state import TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, read_state_json
+from mllm.core.train.trainer_state import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, flatten_optimizer, read_state_json,
+                                          restore_optimizer)
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
                              load_checkpoint, save_checkpoint)
 
@@ -442,7 +443,7 @@ def setup(config: SFTConfig, records: Sequence[dict], resume: str | os.PathLike 
     total_steps = config.steps or max(1, math.ceil(config.epochs * batches_per_epoch / config.grad_accum))
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if saved is not None:
-        _restore_optimizer(optimizer, saved, tensors, model.device, resume)
+        restore_optimizer(optimizer, saved, tensors, model.device, resume)
     # Resumed: the schedule continues at the saved step (`initial_lr` comes with the optimizer's groups).
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, config.warmup, total_steps, config.min_lr_ratio),
@@ -682,7 +683,7 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
     staging = folder.parent / f".{folder.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
         save_checkpoint(run.model, staging, extra={"trainer": "sft", "step": run.state.step})
-        tensors, optimizer_json = _flatten_optimizer(run.optimizer.state_dict())
+        tensors, optimizer_json = flatten_optimizer(run.optimizer.state_dict())
         for name, states in rng.items():  # "rng.torch" (rank 0), "rng.torch.rank1", ...
             tensors.update({_rng_key(name, rank): state for rank, state in enumerate(states)})
         from safetensors.torch import save_file
@@ -703,35 +704,6 @@ def save(run: Run, folder: str | os.PathLike | None = None) -> Path:
     if folder == Path(run.config.output):
         run.saved_step = run.state.step
     return folder
-
-
-def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """AdamW state dict -> ({"optimizer.<index>.<name>": tensor}, JSON with the param groups and
-    the non-tensor per-parameter values)."""
-    tensors, scalars = {}, {}
-    for index, values in state_dict["state"].items():
-        for name, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu()
-            else:
-                scalars.setdefault(str(index), {})[name] = value
-    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict, tensors: dict, device, folder) -> None:
-    """AdamW's state from the flattened form `save` wrote (CheckpointError naming the files when it does not fit)."""
-    state: dict[int, dict] = {}
-    try:
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                state.setdefault(int(index), {})[name] = value.to(device)
-        for index, values in saved["optimizer"]["scalars"].items():
-            state.setdefault(int(index), {}).update(values)
-        optimizer.load_state_dict({"state": state, "param_groups": saved["optimizer"]["param_groups"]})
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{Path(folder) / TRAINER_STATE_JSON} and {TRAINER_STATE_TENSORS}: the optimizer state "
-                              f"does not fit the model ({type(exc).__name__}: {exc})") from None
 
 
 def _restore_trainer_state(run: Run, saved: dict, tensors: dict, folder) -> None:
