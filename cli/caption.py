@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from mllm.cli.common import (ALLOW_ERRORS_HELP, FORMAT_HELP, INPUT_HELP, OUTPUT_HELP, RESUME_HELP, device_option,
-                             dtype_option, fail, finish, max_new_tokens_option, open_generator, open_output, progress, record_total,
+                             dtype_option, finish, max_new_tokens_option, open_generator, open_output, progress, record_total,
                              RESUMABLE_OVERWRITE_HELP, overwrite_option, refuse_overwrite, resumed_ids, sample_option, set_threads, split_option,
                              stream_errors, temperature_option, threads_option, top_p_option)
 from mllm.core.infer.resume import skip_done
@@ -70,10 +70,7 @@ def command(
 
     refuse_overwrite(output, input, overwrite=overwrite, resume=resume, resumable=True)
     done = resumed_ids(output, output_format_name, resume)
-    if samples:
-        generate = _open_sampler(model, device, dtype, max_new_tokens, temperature, top_p, seed, samples)
-    else:
-        generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed)
+    generate = open_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed, samples=samples)
     summary = StreamSummary(STAGE)
     with ExitStack() as stack, stream_errors():
         write = open_output(stack, output, output_format_name, resume)
@@ -91,15 +88,3 @@ def command(
                 write(record)
                 bar.advance(task, 1 / samples if samples and "sample" in record else 1)
     finish(summary, allow_errors)
-
-
-def _open_sampler(model: str, device: str, dtype: str, max_new_tokens: int, temperature: float, top_p: float,
-                  seed: int, samples: int):
-    """The checkpoint as a ModelSampler of `samples` completions per prompt; exits 2 when it cannot load."""
-    from mllm.core.infer.generation import load_generator
-
-    try:
-        return load_generator(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, seed=seed, samples=samples)
-    except ValueError as exc:
-        raise fail(str(exc)) from None

@@ -370,13 +370,14 @@ def split_option():
 
 
 def open_generator(model: str, device: str, dtype: str, max_new_tokens: int, sample: bool, temperature: float,
-                   top_p: float, seed: int):
-    """The model as a generator (shared with `mllm regress`); exits 2 when it cannot load."""
+                   top_p: float, seed: int, samples: int = 0):
+    """The model as a generator (shared with `mllm regress`), or with `samples` > 0 as a sampler of
+    that many completions per prompt (`caption --samples`); exits 2 when it cannot load."""
     from mllm.core.infer.generation import load_generator
 
     try:
         return load_generator(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens, sample=sample,
-                              temperature=temperature, top_p=top_p, seed=seed)
+                              temperature=temperature, top_p=top_p, seed=seed, samples=samples)
     except ValueError as exc:
         raise fail(str(exc)) from None
 

@@ -393,7 +393,7 @@ def test_regress_and_caption_share_the_generation_options(tmp_path, monkeypatch)
 
     seen = {}
 
-    def fake_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed):
+    def fake_generator(model, device, dtype, max_new_tokens, sample, temperature, top_p, seed, samples=0):
         seen.update(top_p=top_p, temperature=temperature, sample=sample)
 
         def generate(prompts):
