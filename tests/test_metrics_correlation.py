@@ -118,6 +118,19 @@ def test_per_system_intervals_leave_out_resamples_of_fewer_than_three_systems():
     assert math.isnan(two["lcc"]["low"]) and two["lcc"]["n_resamples_used"] == 0
 
 
+def test_a_ranking_right_on_every_resample_has_no_interval_for_any_rank_correlation():
+    """Five systems ranked right by the model: every resample gives SRCC and Kendall's tau 1 (the
+    latter up to rounding, 0.9999999999999998 on some), so neither has an interval; LCC varies."""
+    systems = [f"level-{k}" for k in range(5)] * 4
+    mos = [5.0 - k for k in range(5)] * 4
+    predicted = [0.9 - 0.2 * k - 0.03 * k * k + 0.01 * (i // 5) for i, k in enumerate(list(range(5)) * 4)]
+    entries = correlation.system_intervals(systems, mos, predicted, n_resamples=300, seed=0)
+    for name in ("srcc", "kendall_tau"):
+        assert entries[name]["value"] == pytest.approx(1.0)
+        assert math.isnan(entries[name]["low"]) and math.isnan(entries[name]["high"]), (name, entries[name])
+    assert entries["lcc"]["low"] < entries["lcc"]["high"]
+
+
 def test_comparisons_of_two_models_on_the_same_clips_and_systems():
     mos, predicted = sample(60, seed=4)
     worse = np.random.default_rng(5).permutation(predicted)  # the same scores given to the wrong clips
