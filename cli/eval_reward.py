@@ -43,7 +43,7 @@ def _bins(values: list[str]) -> dict[str, tuple[float, ...]]:
 def command(
     input: str = typer.Argument("-", help=INPUT_HELP + " CMI-RewardBench results.jsonl files and MOS tables (.csv, .tsv, .txt) are recognised."),
     per_item: bool = typer.Option(False, "--per-item", help="Write every record with its scores (`eval`) instead of the summary."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the summary (or the --per-item records) here instead of stdout."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the summary (JSON) or the --per-item records (JSONL, or Parquet by the extension) here instead of stdout."),
     overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     table: bool = typer.Option(False, "--table", help="Print a table of the metrics on stderr."),
@@ -84,6 +84,9 @@ def command(
     set_threads(threads)
     if per_item and compare_with:
         raise fail("--compare adds a comparison to the summary; --per-item writes records instead: give one of them")
+    if not per_item and (output_format == "parquet" or (output or "").lower().endswith(".parquet")):
+        raise fail("the summary is one JSON document; Parquet (--format, -o FILE.parquet) is for the "
+                   "--per-item records")
     refuse_overwrite(output, input, compare_with, predictions, overwrite=overwrite)
     options = RewardOptions(split=split, preference_axis=preference_axis, tie_margin=tie_margin, by=tuple(by),
                             bins=_bins(bins), n_resamples=bootstrap, confidence=confidence, seed=seed)

@@ -267,6 +267,15 @@ def test_bad_options_exit_2():
     invoke(DATA / "no-such-file.jsonl", expect=2)
 
 
+def test_the_summary_is_never_written_as_parquet(tmp_path):
+    """A JSON summary in a file named .parquet would look like Parquet and fail to read as it."""
+    refused = invoke(DATA / "pairs.jsonl", "-o", tmp_path / "summary.parquet", expect=2)
+    assert "--per-item" in refused.stderr and not (tmp_path / "summary.parquet").exists()
+    invoke(DATA / "pairs.jsonl", "--format", "parquet", expect=2)
+    invoke(DATA / "pairs.jsonl", "--per-item", "-o", tmp_path / "scored.parquet")
+    assert [r["id"] for r in read_records(tmp_path / "scored.parquet")] == [r["id"] for r in rows("pairs.jsonl")]
+
+
 # -- CMI-RewardBench's result files and MOS tables
 
 
