@@ -168,6 +168,18 @@ def test_compare_is_a_paired_bootstrap_on_the_same_pairs():
     assert same["comparison"]["tasks"]["preference/alignment"]["metrics"]["accuracy"]["p_value"] == 1.0
 
 
+def test_compare_leaves_out_ids_met_twice_instead_of_pairing_them_wrong(tmp_path):
+    mine = [r for r in rows("pairs.jsonl") if r["split"] == "test"]
+    other = [r for r in rows("pairs_other.jsonl") if r["split"] == "test"]
+    twice = mine + [dict(mine[0], reward=mine[0]["reward_b"], reward_b=mine[0]["reward"])]  # p01 again, swapped
+    result = summary(write_jsonl(tmp_path / "a.jsonl", twice), "--compare", write_jsonl(tmp_path / "b.jsonl", other))
+    test = result["comparison"]["tasks"]["preference/musicality"]
+    assert test["n_paired"] == 9 and test["n_repeated_ids"] == 1
+    rest_mine, rest_other = [r for r in mine if r["id"] != mine[0]["id"]], [r for r in other if r["id"] != mine[0]["id"]]
+    assert test["metrics"]["accuracy"]["a"] == pytest.approx(by_hand(rest_mine, "musicality")[0])
+    assert test["metrics"]["accuracy"]["b"] == pytest.approx(by_hand(rest_other, "musicality")[0])
+
+
 # -- MOS records
 
 

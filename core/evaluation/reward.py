@@ -483,7 +483,8 @@ def compare(a: RewardEvaluator, b: RewardEvaluator) -> dict[str, Any]:
     """Paired bootstrap of model A against model B on the items (ids) both scored, per task:
     per clip (resampling clips) and per system (resampling systems) for MOS, accuracy for pairs.
     The human judgement is A's (both files should hold the same; items where they differ are
-    counted in `n_judgement_differs` and left out)."""
+    counted in `n_judgement_differs` and left out); an id met more than once in a task of either
+    file is left out too (`n_repeated_ids`: which copy pairs with which is unknown)."""
     out: dict[str, Any] = {}
     names = a.task_keys()
     opts = {"n_resamples": a.options.n_resamples, "confidence": a.options.confidence, "seed": a.options.seed}
@@ -493,11 +494,17 @@ def compare(a: RewardEvaluator, b: RewardEvaluator) -> dict[str, Any]:
         if task_b is None:
             out[name] = {"n_paired": 0, "note": "the other model has no items of this task"}
             continue
+        # an id met twice in either file (caption --samples' records, say) cannot say which item
+        # is which: such items are left out and counted, never paired with the wrong one
+        count_a, count_b = Counter(task_a.ids), Counter(task_b.ids)
         position_b = {item: j for j, item in enumerate(task_b.ids)}
         pairs = [(i, position_b[item]) for i, item in enumerate(task_a.ids) if item in position_b]
+        repeated = {item for item in count_a.keys() | count_b.keys() if count_a[item] > 1 or count_b[item] > 1}
+        pairs = [(i, j) for i, j in pairs if task_a.ids[i] not in repeated]
         differs = {(i, j) for i, j in pairs if task_a.x[i] != task_b.x[j]}
         pairs = [p for p in pairs if p not in differs]
-        entry: dict[str, Any] = {"n_paired": len(pairs), "n_judgement_differs": len(differs)}
+        entry: dict[str, Any] = {"n_paired": len(pairs), "n_judgement_differs": len(differs),
+                                 "n_repeated_ids": len(repeated)}
         if pairs:
             rows_a, rows_b = [i for i, _ in pairs], [j for _, j in pairs]
             x, ya = task_a.arrays(rows_a)
