@@ -267,6 +267,7 @@ def test_bad_fields_make_error_records_naming_the_record_and_the_field(tmp_path)
         assert error["stage"] == "eval-reward" and field_name in error["message"], (record_id, error)
     assert "eval" in scored["fine"] and "error" not in scored["fine"]
     assert "bad-label: eval-reward" in result.stderr  # the summary on stderr names the record
+    assert "give eval-reward the same --split" in scored["mos-no-reward"]["error"]["message"]
     invoke(path, "--allow-errors", expect=0)
 
 

@@ -149,6 +149,8 @@ class Reading:
 
 
 KNOWN_AXES = ("musicality", "alignment")
+# `mllm score --split test` passes the other splits through unscored: the usual cause of a missing score
+NOT_SCORED_HINT = "; if `mllm score --split` left this split unscored, give eval-reward the same --split"
 
 
 def top_level_mos(record: Record) -> dict[str, Any]:
@@ -166,6 +168,8 @@ def read_mos(record: Record) -> Reading:
         mos, prefix = _axis_dict(record, "mos"), "mos."
     else:
         mos, prefix = top_level_mos(record), ""
+    if record.get("reward") is None:
+        raise RecordError(f"no field 'reward' (reward: {{axis: value}}, the model's scores){NOT_SCORED_HINT}", "reward")
     reward = _axis_dict(record, "reward")
     points, unscored = {}, []
     for axis, value in mos.items():
@@ -207,7 +211,7 @@ def read_pair(record: Record, options: RewardOptions) -> Reading:
     labels = _axis_dict(record, "predicted_preference", required=False)
     if reward is None and labels is None:
         raise RecordError("a pair record needs the model's scores 'reward' and 'reward_b' (or a judge's "
-                          "'predicted_preference')", "reward")
+                          f"'predicted_preference'){NOT_SCORED_HINT}", "reward")
     if reward is not None:
         for axis in set(reward) ^ set(reward_b):
             where = "reward_b" if axis in reward else "reward"
