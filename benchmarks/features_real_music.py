@@ -167,6 +167,20 @@ def rate_lines(set_name: str, backend: str, result: dict) -> list[str]:
     return lines
 
 
+def per_record_lines(set_name: str, records: list[dict], outputs: dict[str, list[dict]], backends: list[str]) -> list[str]:
+    """One row per record: the label tempo (if any), each backend's tempo, meter and key."""
+    lines = [f"**{set_name}, per record** (tempo BPM / meter / key)", "",
+             "| id | label tempo | " + " | ".join(NAMES[b] for b in backends) + " |", "| --- | ---: |" + " --- |" * len(backends)]
+    for i, record in enumerate(records):
+        label = (record.get("labels") or {}).get("tempo_bpm")
+        cells = []
+        for b in backends:
+            f = outputs[b][i]
+            cells.append("error" if not f else f"{f.get('tempo_bpm')} / {f.get('meter')} / {f.get('key')}")
+        lines.append(f"| {record.get('id')} | {label if label else '-'} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="real_music.py's folder (dev.jsonl, test.jsonl; runs/ is written there)")
@@ -179,6 +193,7 @@ def main() -> None:
     parser.add_argument("--refresh", default="", help="cached backends to recompute (comma-separated)")
     parser.add_argument("--reuse", default="", help="other backends whose cached outputs to reuse")
     parser.add_argument("--versus-rate", help="BACKEND=HZ: also run that backend at HZ and compare (e.g. essentia=22050)")
+    parser.add_argument("--per-record", action="store_true", help="also a table of each record's tempo, meter and key per backend")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
 
@@ -246,6 +261,8 @@ def main() -> None:
             other, other_info = features_of(manifest, name, rate, runs, set_name, name in reuse)
             entry["versus_rate"] = compare_rates(records, outputs.get(REFERENCE), outputs[name], other, rates[name], rate)
             lines += rate_lines(set_name, name, entry["versus_rate"])
+        if args.per_record:
+            lines += per_record_lines(set_name, records, outputs, backends)
         speed.append(speed_line(f"{set_name} ({len(records)})", minutes, infos, backends))
         report["sets"][set_name] = entry
 

@@ -55,6 +55,7 @@ from mllm.core.features.madmom_networks import run_processor
 
 NAME = "madmom"
 MADMOM_SAMPLE_RATE = 44100
+SAMPLE_RATE = MADMOM_SAMPLE_RATE  # the backend's native rate: decode at it (--sample-rate 44100), as essentia_backend
 FRAMES_PER_SECOND = 100  # the beat and downbeat RNNs' activation rate
 CHORD_FRAMES_PER_SECOND = 10
 SNAP_SECONDS = 0.07  # a downbeat farther than this from every tracked beat is dropped
