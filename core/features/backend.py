@@ -5,8 +5,10 @@
     available_backends()                      # ['essentia', 'librosa', 'madmom'] with both extras
 
 A backend returns the `features` fields of docs/records.md ("Music fields"): duration,
-tempo_bpm, beats, downbeats, meter, key, key_confidence, chords, loudness_lufs, backend. A
-field a backend cannot tell is None (or an empty list for times). A new backend is a module
+tempo_bpm, beats, downbeats, meter, key, key_confidence, chords, loudness_lufs, backend; the
+default backend adds its own estimates `tempo_candidates` (the tempi it weighed, with strengths)
+and `tuning_cents` (the tuning its chroma was read at), which the others leave out. A field a
+backend cannot tell is None (or an empty list for times). A new backend is a module
 with an `analyse` function and one `register_backend` call; it is imported only when asked for,
 so a missing optional package costs nothing until then. A module may also define
 `analyse_blocks(blocks, sample_rate)` (the same analysis on the signal as a decoder streams it:
