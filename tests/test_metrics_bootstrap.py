@@ -261,3 +261,14 @@ def test_a_statistic_of_item_indices_gets_the_drawn_indices():
     by_index = bs.bootstrap_interval(lambda index: values[index].mean(axis=-1), (np.arange(n),), seed=2)
     by_value = bs.bootstrap_interval(bs.mean_statistic, (values,), seed=2)
     assert (by_index.low, by_index.high) == (by_value.low, by_value.high)
+
+
+def test_no_spread_allows_for_rounding():
+    # every resample perfectly ordered: Kendall's tau 1.0 on some, 1 - 2e-16 on others (scipy's rounding)
+    from scipy.stats import kendalltau
+
+    x, y = np.arange(30.0), np.arange(30.0) ** 1.7 + 0.1
+    tau = lambda a, b: np.array([kendalltau(a[i], b[i]).statistic for i in range(a.shape[0])])  # noqa: E731
+    (interval,) = bs.bootstrap_intervals(lambda a, b: np.atleast_2d(tau(np.atleast_2d(a), np.atleast_2d(b))), (x, y),
+                                      n_resamples=50)
+    assert math.isnan(interval.low) and math.isnan(interval.high)

@@ -214,7 +214,8 @@ def bootstrap_intervals(
     intervals = []
     for j in range(k):
         row = distribution[j]
-        if not np.isfinite(row).all() or row.min() == row.max():
+        # no spread, allowing for rounding (Kendall's tau of resamples that are all perfectly ordered: 1 and 1 - 2e-16)
+        if not np.isfinite(row).all() or np.isclose(row.min(), row.max(), rtol=1e-12, atol=1e-12):
             intervals.append(nan_interval)
         else:
             intervals.append(Interval(float(low[j]), float(high[j]), confidence, n_resamples))
