@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-from mllm.core.io.errors import StreamSummary
+from mllm.core.io.errors import StreamSummary, has_error
 from mllm.core.io.records import (RecordStreamError, RecordWriter, check_output_is_not_input, count_records, output_format,
                                   partial_path, write_file)
 
@@ -408,3 +408,35 @@ def open_output(stack: ExitStack, output: str | None, output_format_name: str | 
     so that --resume continues it; with --resume it is appended to."""
     return stack.enter_context(RecordWriter(output or "-", output_format_name, append=resume, keep_partial=True,
                                             flush_each=True)).write
+
+
+@contextmanager
+def cannot_run():
+    """Bad options, an unreadable checkpoint, unusable records: a message and exit 2."""
+    try:
+        yield
+    except (ValueError, KeyError, OSError) as exc:
+        raise fail(str(exc)) from None
+
+
+def without_error_records(records: list[dict], encoded: list[dict], allow_errors: bool, stage: str) -> list[dict]:
+    """The records a training command (sft, grpo, train-reward: `stage`) trains on. Error records (in the input, or from encoding on the fly) stop the
+    command before training with exit 1, naming the first few; with --allow-errors they are left out."""
+    summary = StreamSummary(stage)
+    for before, after in zip(records, encoded):
+        summary.records_in += 1
+        summary.note(after, new_failure=has_error(after) and not has_error(before))
+    usable = [r for r in encoded if not has_error(r)]
+    if not summary.failed:
+        return usable
+    if allow_errors:
+        console.print(f"[yellow]--allow-errors: leaving out {summary.failed} error records of {len(encoded)}, "
+                      f"training on {len(usable)}[/]", highlight=False)
+    else:
+        console.print(f"[red]{summary.failed} of {len(encoded)} records are error records: not training "
+                      f"(--allow-errors trains on the other {len(usable)})[/]", highlight=False)
+    for line in summary.first_errors:
+        console.print(f"  {line}", highlight=False, markup=False)
+    if not allow_errors:
+        raise typer.Exit(EXIT_RECORDS_FAILED)
+    return usable

@@ -10,10 +10,10 @@ from typing import Optional
 import orjson
 import typer
 
-from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED, INPUT_HELP, chosen_options,
+from mllm.cli.common import (ALLOW_ERRORS_HELP, cannot_run, without_error_records, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED, INPUT_HELP, chosen_options,
                              config_option, console, fail, overwrite_option, print_config, print_config_option,
                              progress, refuse_overwrite, run_options, set_threads, stream_errors, threads_option)
-from mllm.cli.sft import _cannot_run, _encoded, _without_error_records, ctrl_c_stops, rank_zero_say
+from mllm.cli.sft import _encoded, ctrl_c_stops, rank_zero_say
 from mllm.core.io.records import read_records
 
 
@@ -125,28 +125,28 @@ def command(
                         lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()],
                         bf16=bf16_supported(device) if bf16 is None else bf16, output=output,
                         save_every=save_every, seed=seed, device=device)
-    with _cannot_run():
+    with cannot_run():
         config.check()
     with stream_errors():
         records = list(read_records(input))
     to_encode = any("audio" in r and "audio_embedding" not in r and "error" not in r for r in records)
     spec = None
     if to_encode:  # audio records: encoded with the checkpoint's encoder, as caption and regress do
-        with _cannot_run():
+        with cannot_run():
             if llm is not None:
                 raise ValueError("records with `audio` need --checkpoint: a base LLM has no trained projector for audio")
             from mllm.core.model import read_checkpoint_config
 
             spec = read_checkpoint_config(resume or checkpoint)["encoder"]
     encoded = _encoded(records, spec, cache, False, device) if spec is not None else records
-    usable = _without_error_records(records, encoded, allow_errors)
+    usable = without_error_records(records, encoded, allow_errors, "grpo")
     missing = [r.get("id") for r in usable if "messages" not in r
                or ("audio_embedding" not in r and "<audio>" in json.dumps(r["messages"]))]
     if missing:
         raise fail(f"{len(missing)} records lack `messages`, or ask about <audio> without an `audio_embedding` (first: "
                    f"{missing[0]!r}); run `mllm build-instructions` and `mllm encode` first")
     try:
-        with _cannot_run():
+        with cannot_run():
             run = setup(config, usable, resume=resume, given=given)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted before training started[/]")

@@ -12,11 +12,11 @@ from typing import Optional
 import orjson
 import typer
 
-from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_RECORDS_FAILED, EXIT_TRAINING_DIVERGED,
+from mllm.cli.common import (ALLOW_ERRORS_HELP, cannot_run, without_error_records, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED,
                              INPUT_HELP, chosen_options, config_option, console, fail, overwrite_option, print_config,
                              print_config_option, progress, refuse_overwrite, run_options, set_threads, stream_errors,
                              threads_option)
-from mllm.core.io.errors import StreamSummary, has_error
+from mllm.core.io.errors import has_error
 from mllm.core.io.records import read_records
 from mllm.core.model import DEFAULT_SYSTEM_PROMPT
 from mllm.core.train import distributed
@@ -131,7 +131,7 @@ def command(
                        max_grad_norm=max_grad_norm, bf16=bf16_supported(device) if bf16 is None else bf16,
                        grad_checkpointing=grad_checkpointing, val_every=val_every, save_every=save_every,
                        keep_best=keep_best, early_stop=early_stop, transpose=transpose, select_by=select_by, output=output, seed=seed, system_prompt=system_prompt or None, device=device)
-    with _cannot_run():  # options and the checkpoint to resume, before any record is read
+    with cannot_run():  # options and the checkpoint to resume, before any record is read
         resolved = resolve_config(config, resume, given, extend_to)
         spec = encoder_for_run(encoder, layer, frame_rate, given, resume) if encoder is not None else None
     continuing = resume is not None and Path(resolved.output).resolve() == Path(resume).resolve()
@@ -140,7 +140,7 @@ def command(
     with stream_errors():
         records = list(read_records(input))
     encoded = _encoded(records, spec, cache, trust_remote_code, device) if spec is not None else records
-    usable = _without_error_records(records, encoded, allow_errors)
+    usable = without_error_records(records, encoded, allow_errors, "sft")
     missing = [r.get("id") for r in usable if "audio_embedding" not in r or "messages" not in r]
     if missing:
         raise fail(f"{len(missing)} records lack `audio_embedding` or `messages` (first: {missing[0]!r}); run `mllm encode` and `mllm build-instructions` first")
@@ -151,7 +151,7 @@ def command(
         console.print(f"[yellow]warning[/]: {unsplit} records have no `split` and are not trained on "
                       "(training uses split 'train', validation 'valid')", highlight=False)
     try:
-        with _cannot_run():
+        with cannot_run():
             run = setup(config, usable, resume=resume, given=given, extend_to=extend_to)
     except KeyboardInterrupt:  # before step 0 there is nothing to save
         console.print("[yellow]interrupted before training started[/]")
@@ -161,38 +161,6 @@ def command(
         _train(run)
     finally:
         distributed.stop()
-
-
-@contextmanager
-def _cannot_run():
-    """Bad options, an unreadable checkpoint, unusable records: a message and exit 2."""
-    try:
-        yield
-    except (ValueError, KeyError, OSError) as exc:
-        raise fail(str(exc)) from None
-
-
-def _without_error_records(records: list[dict], encoded: list[dict], allow_errors: bool) -> list[dict]:
-    """The records to train on. Error records (in the input, or from encoding on the fly) stop the
-    command before training with exit 1, naming the first few; with --allow-errors they are left out."""
-    summary = StreamSummary("sft")
-    for before, after in zip(records, encoded):
-        summary.records_in += 1
-        summary.note(after, new_failure=has_error(after) and not has_error(before))
-    usable = [r for r in encoded if not has_error(r)]
-    if not summary.failed:
-        return usable
-    if allow_errors:
-        console.print(f"[yellow]--allow-errors: leaving out {summary.failed} error records of {len(encoded)}, "
-                      f"training on {len(usable)}[/]", highlight=False)
-    else:
-        console.print(f"[red]{summary.failed} of {len(encoded)} records are error records: not training "
-                      f"(--allow-errors trains on the other {len(usable)})[/]", highlight=False)
-    for line in summary.first_errors:
-        console.print(f"  {line}", highlight=False, markup=False)
-    if not allow_errors:
-        raise typer.Exit(EXIT_RECORDS_FAILED)
-    return usable
 
 
 def _encoded(records, spec, cache, trust_remote_code, device) -> list[dict]:

@@ -9,10 +9,10 @@ from typing import Optional
 import orjson
 import typer
 
-from mllm.cli.common import (ALLOW_ERRORS_HELP, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED, INPUT_HELP, chosen_options,
+from mllm.cli.common import (ALLOW_ERRORS_HELP, cannot_run, without_error_records, EXIT_INTERRUPTED, EXIT_TRAINING_DIVERGED, INPUT_HELP, chosen_options,
                              config_option, console, overwrite_option, print_config, print_config_option,
                              progress, refuse_overwrite, run_options, set_threads, stream_errors, threads_option)
-from mllm.cli.sft import _cannot_run, _without_error_records, ctrl_c_stops
+from mllm.cli.sft import ctrl_c_stops
 from mllm.core.io.records import read_records
 
 
@@ -93,12 +93,12 @@ def command(
                           label_smoothing=label_smoothing, val_every=val_every, save_every=save_every,
                           keep_best=keep_best, early_stop=early_stop, select_by=select_by, output=output, seed=seed,
                           device=device)
-    with _cannot_run():
+    with cannot_run():
         config.check()
     with stream_errors():
         records = [record for path in paths for record in read_records(path)]
-    usable = _without_error_records(records, records, allow_errors)
-    with _cannot_run():
+    usable = without_error_records(records, records, allow_errors, "train-reward")
+    with cannot_run():
         run = setup(config, usable, resume=resume, given=given, extend_to=extend_to, cache=cache)
     run.options = run_options(ctx, run.config)
     config = run.config
