@@ -40,7 +40,7 @@ def command(
 
         mllm caption key.enc.jsonl --model runs/key --split test --samples 8 | mllm score --reward task --split test | mllm rerank --by reward.total --split test | mllm eval-mir --split test
 
-        mllm rerank samples.jsonl --by logprob_mean --keep-all -o ranked.jsonl
+        mllm rerank samples.jsonl --by logprob_mean --keep-all --split test -o ranked.jsonl
 
         mllm rerank scored.jsonl --by reward.musicality -o best.jsonl
     """

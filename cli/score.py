@@ -53,9 +53,9 @@ def command(
 
         mllm caption instructions.enc.jsonl --model runs/key --split test | mllm score --reward task --split test
 
-        mllm regress deam.enc.jsonl --model runs/emotion --split test | mllm score --reward task:1.0,format:0.2 -o scored.jsonl
+        mllm regress deam.enc.jsonl --model runs/emotion --split test | mllm score --reward task:1.0,format:0.2 --split test -o scored.jsonl
 
-        mllm score answers.jsonl --reward task --regression-shape gaussian --split test | mllm rerank --by reward.total
+        mllm score answers.jsonl --reward task --regression-shape gaussian --split test | mllm rerank --by reward.total --split test
 
         mllm score pairs/pairs.jsonl --model runs/rm --split test | mllm eval-reward --split test
 

@@ -78,6 +78,8 @@ def test_field_value_refuses_what_is_not_a_number(value, message):
     with pytest.raises(RecordError, match="has no field 'reward.total'"):
         field_value({"id": "a", "reward": 0.5}, "reward.total")
     assert field_value({"id": "a", "logprob": -2}, "logprob") == -2.0
+    with pytest.raises(RecordError, match="split 'train', not sampled: rank one split with --split"):
+        field_value({"id": "a", "split": "train"}, "logprob_mean")  # passed through by caption --samples --split test
 
 
 def test_missing_field_and_error_records():

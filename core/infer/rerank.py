@@ -54,7 +54,10 @@ def field_value(record: Record, path: str) -> float:
     sample = f" (sample {record['sample']})" if "sample" in record else ""
     where = f"record {record.get('id')!r}{sample}"
     if value is MISSING:
-        raise RecordError(f"{where} has no field {path!r} to rank by", path)
+        hint = ""
+        if "split" in record and "sample" not in record:  # e.g. passed through by `caption --samples --split test`
+            hint = f" (split {record['split']!r}, not sampled: rank one split with --split, as the sampling did)"
+        raise RecordError(f"{where} has no field {path!r} to rank by{hint}", path)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecordError(f"{where}: field {path!r} is {type(value).__name__} {value!r}, not a number", path)
     if math.isnan(value):
