@@ -107,7 +107,7 @@ def without_comment(command: str) -> str:
 
 
 def test_every_evaluation_example_scores_the_held_out_split():
-    evaluations = [without_comment(c) for _, c in readme_commands() if re.search(r"mllm eval-(mir|caption)\b", c)]
+    evaluations = [without_comment(c) for _, c in readme_commands() if re.search(r"mllm eval-(mir|caption|reward)\b", c)]
     assert len(evaluations) >= 6
     for command in evaluations:
         # our own answers: --split test; CMI-Bench's released files hold its test items only
@@ -134,7 +134,7 @@ def build_models(folder: Path) -> None:
 def test_the_readme_runs_in_order(tmp_path):
     work = tmp_path / "study"
     (work / "data").mkdir(parents=True)
-    for name, fixture in (("DEAM", "deam"), ("gtzan", "gtzan"), ("cmi-bench", "cmi_bench")):
+    for name, fixture in (("DEAM", "deam"), ("gtzan", "gtzan"), ("cmi-bench", "cmi_bench"), ("cmi-rewardbench", "reward")):
         (work / "data" / name).symlink_to(DATA / fixture)
     build_models(work / "models")
     bin_dir = Path(sys.executable).parent
