@@ -164,6 +164,8 @@ def test_the_faster_networks_give_madmoms_own_results(rendered):
     assert np.array_equal(madmom["beats"](beat_fast), madmom["beats"](beat_own))
     assert np.array_equal(madmom["bars"](bar_fast), madmom["bars"](bar_own))
     assert key_fast.argmax() == key_own.argmax()
+    shared_beat, shared_bar = mb.beat_and_bar_activations(madmom["beat_activation"], madmom["bar_activation"], signal)
+    assert np.array_equal(shared_beat, beat_fast) and np.array_equal(shared_bar, bar_fast)  # one STFT per frame size
 
 
 def test_madmom_broken_and_silent_inputs(rendered):

@@ -1,4 +1,4 @@
-"""madmom's trained networks run faster: the same layers and weights, fewer Python steps.
+"""madmom's trained networks run faster: the same layers, weights and inputs, fewer Python steps.
 
     beat_activation = run_processor(RNNBeatProcessor(), signal)       # == RNNBeatProcessor()(signal), faster
     key_probabilities = run_processor(CNNKeyRecognitionProcessor(), signal)
@@ -19,6 +19,9 @@ peepholes) or reads its layer objects. The arithmetic is madmom's; only its grou
 - `network_output`: each `ConvolutionalLayer` (stride 1, `valid`) as one matrix product over the
   sliding windows (a true convolution: the kernel flipped, as scipy's convolve2d); every other
   layer is madmom's.
+- `beat_and_bar_activations`: RNNBeatProcessor and RNNDownBeatProcessor frame the signal and take
+  its STFT at the same three frame sizes with the same settings (only their filterbanks differ):
+  each STFT is computed once for both (0.4 s of CPU per 30 s saved), bit for bit the same inputs.
 
 Results differ from madmom's only by float32 rounding (sums taken in another order): beat and
 downbeat activations within about 1e-5, key probabilities within 1e-6, the same beats, bars,
@@ -147,8 +150,57 @@ def run_processor(sequential, data):
     """What `sequential(data)` returns for a madmom SequentialProcessor (RNNBeatProcessor,
     RNNDownBeatProcessor, CNNKeyRecognitionProcessor): its steps in order, networks by
     `ensemble_output`, everything else by madmom."""
+    for step in sequential.processors:
+        data = ensemble_output(step, data) if _is_ensemble(step) else step(data)
+    return data
+
+
+def _settings(step) -> tuple:
+    """A processor's settings as a comparable key (arrays it caches are left out)."""
+    return tuple(sorted((name, value) for name, value in vars(step).items() if not isinstance(value, np.ndarray) and value is not None))
+
+
+def _stft_key(signal_step, frames, stft) -> tuple:
+    # fps is how FramedSignalProcessor was asked for its hop; hop_size (441 samples for 100 fps at
+    # 44.1 kHz) is what it frames with, and is in the key.
+    framing = tuple(item for item in _settings(frames) if item[0] != "fps")
+    return type(frames), framing, type(stft), _settings(stft), _settings(signal_step)
+
+
+def beat_and_bar_activations(beat_processor, bar_processor, signal) -> tuple[np.ndarray, np.ndarray]:
+    """`(beat_processor(signal), bar_processor(signal))` for RNNBeatProcessor and RNNDownBeatProcessor,
+    each frame size's STFT computed once for both (their framing and STFT settings are the same at
+    1024, 2048 and 4096 samples; only the filterbanks after them differ), networks by
+    `ensemble_output`. A processor of another shape is run by `run_processor` alone."""
+    stfts: dict[tuple, object] = {}
+    out = []
+    for processor in (beat_processor, bar_processor):
+        preprocess, *after = processor.processors
+        steps = getattr(preprocess, "processors", None)
+        chains = getattr(steps[1], "processors", None) if steps is not None and len(steps) == 3 else None
+        if chains is None or not all(len(getattr(chain, "processors", ())) >= 2 for chain in chains):
+            out.append(run_processor(processor, signal))
+            continue
+        signal_step, _, stack = steps
+        samples = signal_step(signal)
+        parts = []
+        for chain in chains:
+            frames, stft, *rest = chain.processors
+            key = _stft_key(signal_step, frames, stft)
+            if key not in stfts:
+                stfts[key] = stft(frames(samples))
+            data = stfts[key]
+            for step in rest:
+                data = step(data)
+            parts.append(data)
+        data = stack(parts)
+        for step in after:
+            data = ensemble_output(step, data) if _is_ensemble(step) else step(data)
+        out.append(data)
+    return out[0], out[1]
+
+
+def _is_ensemble(step) -> bool:
     from madmom.ml.nn import NeuralNetworkEnsemble
 
-    for step in sequential.processors:
-        data = ensemble_output(step, data) if isinstance(step, NeuralNetworkEnsemble) else step(data)
-    return data
+    return isinstance(step, NeuralNetworkEnsemble)
