@@ -118,5 +118,29 @@ def test_model_scores_audio_and_pairs_and_names_unreadable_audio(tmp_path):
     assert by_id["pair"]["reward"] != by_id["one"]["reward"]
     assert "'audio'" in by_id["missing"]["error"]["message"] and "nope.wav" in by_id["missing"]["error"]["message"]
     assert "'audio_b'" in by_id["missing-b"]["error"]["message"] and "reward" not in by_id["missing-b"]
+    assert "field 'audio':" not in by_id["missing-b"]["error"]["message"]  # the record's own field, named once
     assert by_id["elsewhere"] == records[-1]
     assert "not a reward model" in invoke("score", source, "--model", tmp_path, expect=2).stderr
+
+
+def test_reward_inputs_keep_at_most_max_cached_vectors_with_the_same_rows(tmp_path):
+    import numpy as np
+    import soundfile
+
+    from mllm.core.encoders.for_model import ModelEncoder, encoder_spec
+    from mllm.core.reward_model.features import RewardInputs
+    from mllm.core.reward_model.text import TextEmbedder
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(4):
+        paths.append(str(tmp_path / f"c{i}.wav"))
+        soundfile.write(paths[-1], (0.2 * rng.normal(size=11025)).astype(np.float32), 22050)
+    records = [{"id": f"r{i}", "audio": paths[i % 4]} for i in range(8)]
+    rows = {}
+    for bound in (None, 2):
+        inputs = RewardInputs(ModelEncoder(encoder_spec("dsp", frame_rate=2.0)), TextEmbedder.load("none"), max_cached=bound)
+        rows[bound] = [inputs.rows(records[i:i + 3])[0].audio for i in range(0, 8, 3)]
+        assert len(inputs._vectors) == (4 if bound is None else 2)
+    for unbounded, bounded in zip(rows[None], rows[2]):
+        np.testing.assert_array_equal(unbounded, bounded)

@@ -19,6 +19,7 @@ naming the field; the others are scored.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,9 +70,14 @@ class Rows:
 
 
 class RewardInputs:
-    def __init__(self, encoder: ModelEncoder, text: TextEmbedder):
+    """Model inputs of records. Each audio (path, start, end) is encoded once and its pooled vector
+    kept, since pairs share clips; `max_cached` bounds what is kept (the least recently used go
+    first), so that `mllm score` on a long stream runs in flat memory; training keeps them all."""
+
+    def __init__(self, encoder: ModelEncoder, text: TextEmbedder, max_cached: int | None = None):
         self.encoder, self.text = encoder, text
-        self._vectors: dict[tuple, np.ndarray | Exception] = {}
+        self.max_cached = max_cached
+        self._vectors: OrderedDict[tuple, np.ndarray | Exception] = OrderedDict()
 
     @property
     def audio_dim(self) -> int | None:
@@ -82,8 +88,8 @@ class RewardInputs:
         """Pooled vectors of the audio items not known yet (pseudo-records {"id", "audio", start, end})."""
         todo = [(key, item) for key, item in items.items() if key not in self._vectors]
         for (key, _), out in zip(todo, self.encoder.embeddings([item for _, item in todo])):
-            if has_error(out):
-                self._vectors[key] = ValueError(out["error"]["message"])
+            if has_error(out):  # the stand-in record's field is `audio`: the caller names the record's own
+                self._vectors[key] = ValueError(out["error"]["message"].removeprefix("field 'audio': "))
                 continue
             try:
                 self._vectors[key] = pool_frames(out["audio_embedding"])
@@ -133,6 +139,8 @@ class RewardInputs:
             except (RecordError, ValueError) as exc:
                 failed[i] = str(exc)
         self._encode(items)
+        for key in items:
+            self._vectors.move_to_end(key)  # used now: the last to be dropped
         index, audio, reference_rows, has_reference, prompts = [], [], [], [], []
         for i, (key, reference, own, prompt) in wanted.items():
             vector = own if key is None else self._vectors[key]
@@ -151,6 +159,8 @@ class RewardInputs:
             reference_rows.append(np.zeros_like(vector) if ref is None else ref)
             has_reference.append(0.0 if ref is None else 1.0)
             prompts.append(prompt)
+        while self.max_cached is not None and len(self._vectors) > self.max_cached:
+            self._vectors.popitem(last=False)
         width = self.audio_dim or 0
         text = self.text(prompts)
         return Rows(index=index, audio=np.stack(audio) if audio else np.zeros((0, width), np.float32), text=text,

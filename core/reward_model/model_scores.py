@@ -33,6 +33,7 @@ __all__ = ["ModelScorer", "score_records"]
 
 STAGE = "score"
 CHUNK = 64  # records scored together (memory stays flat)
+MAX_CACHED_AUDIO = 65_536  # pooled audio vectors kept for pairs that share clips (least recently used dropped)
 
 
 @dataclass
@@ -46,7 +47,8 @@ class ModelScorer:
         """ValueError (CheckpointError) naming the file, or the text model that cannot load."""
         model, config = load_reward_model(folder, device=device)
         encoder = ModelEncoder(dict(config["encoder"]), device=device, cache=EmbeddingCache(cache) if cache else None)
-        return cls(model, RewardInputs(encoder, TextEmbedder.load(config["text_encoder"], device=device)), str(folder))
+        return cls(model, RewardInputs(encoder, TextEmbedder.load(config["text_encoder"], device=device),
+                                       max_cached=MAX_CACHED_AUDIO), str(folder))
 
     @torch.no_grad()
     def scores(self, records: list[Record], side: str) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
