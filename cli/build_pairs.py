@@ -77,6 +77,6 @@ def command(
     counts = {}
     for record in built.pairs:
         counts[record.get("axis", "error")] = counts.get(record.get("axis", "error"), 0) + 1
-    console.print(f"{built.clips} clips -> " + ", ".join(f"{n} {axis} pairs" for axis, n in counts.items())
-                  + f", {len(built.mos)} MOS records in {out}", highlight=False, soft_wrap=True)
+    made = ", ".join(f"{n} {axis} pairs" for axis, n in counts.items()) or "no pairs"
+    console.print(f"{built.clips} clips -> {made}, {len(built.mos)} MOS records in {out}", highlight=False, soft_wrap=True)
     finish(summary, allow_errors)
