@@ -12,6 +12,10 @@ versions whose .deb SHA-256 is checked, so every machine gets the same audio. Th
 committed: it lives in the cache folder (about 340 MB of .debs, 370 MB unpacked, 260 MB of
 extracted and mixed tracks).
 
+It needs `apt-get` and `dpkg-deb` with Debian bookworm's main archive in the apt sources (any
+machine whose apt offers these exact versions; elsewhere put the .debs, e.g. from
+snapshot.debian.org, into CACHE/debs: their SHA-256 is what is checked).
+
 Steps of `fetch` (each skipped when its output is already there):
 1. `apt-get download PACKAGE=VERSION` into CACHE/debs, the SHA-256 checked against PACKAGES;
 2. `dpkg-deb -x` into CACHE/unpacked/PACKAGE;
