@@ -75,9 +75,9 @@ from mllm.core.reward_model.model import (AXES, RewardModel, RewardModelConfig, 
                                           read_json_of_format, read_reward_config, save_reward_model)
 from mllm.core.reward_model.records import TIES, is_pair, mos_of, pair_judgements
 from mllm.core.reward_model.text import TextEmbedder
-from mllm.core.train.sft import TrainingDiverged, epoch_order, lr_factor, option
-from mllm.core.train.trainer_state import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, flatten_optimizer,
-                                          restore_optimizer)
+from mllm.core.train.sft import TrainingDiverged, epoch_order, lr_factor
+from mllm.core.train.trainer_state import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, flatten_optimizer, option,
+                                          restore_optimizer, resumed_config)
 
 __all__ = ["RewardConfig", "RewardState", "RewardRun", "Examples", "setup", "train", "evaluate", "save",
            "bradley_terry_loss", "pairwise_accuracy", "read_examples", "RESUME_MAY_CHANGE", "TrainingDiverged"]
@@ -281,13 +281,6 @@ def _scores(model: RewardModel, rows: dict) -> torch.Tensor:
 # ---- setup ------------------------------------------------------------------------------------
 
 
-def _given_fields(config: RewardConfig, given: Collection[str] | None) -> set[str]:
-    if given is not None:
-        return set(given)
-    defaults = RewardConfig()
-    return {f.name for f in fields(RewardConfig) if getattr(config, f.name) != getattr(defaults, f.name)}
-
-
 def read_trainer_state(folder: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
     """trainer_state.json and .safetensors of a reward model folder; CheckpointError naming the file."""
     folder = Path(folder)
@@ -306,34 +299,7 @@ def resolve_config(config: RewardConfig, resume=None, given: Collection[str] | N
                    extend_to: int | None = None) -> tuple[RewardConfig, dict | None, dict | None]:
     """The options a run uses (a resumed run: the checkpoint's, as core/train/sft.py's resolve_config
     decides), with the trainer state read from `resume` (None, None for a fresh run)."""
-    config.check()
-    if resume is None:
-        if extend_to is not None:
-            raise ValueError("--extend-to extends a saved run: give the checkpoint to --resume")
-        return config, None, None
-    saved, tensors = read_trainer_state(resume)
-    checkpoint, given = saved["config"], _given_fields(config, given)
-    differ = [f"{option(name)} is {getattr(config, name)!r}, the checkpoint's is {checkpoint[name]!r}"
-              for name in sorted(given) if name in checkpoint and name not in (*RESUME_MAY_CHANGE, "device")
-              and getattr(config, name) != checkpoint[name]]
-    if differ:
-        raise ValueError(f"{'; '.join(differ)} (a resumed run keeps its options: only "
-                         f"{', '.join(map(option, RESUME_MAY_CHANGE))} and --device may change; "
-                         "--extend-to N trains it for more steps)")
-    merged = {**checkpoint, **{name: getattr(config, name) for name in RESUME_MAY_CHANGE if name in given},
-              "device": config.device}
-    if "output" not in given:
-        merged["output"] = str(resume)
-    if extend_to is not None:
-        if check_integer("--extend-to", extend_to) <= saved["total_steps"]:
-            raise ValueError(f"--extend-to must be more than the {saved['total_steps']} steps {resume} planned, got {extend_to}")
-        if saved.get("early_stopped"):
-            raise ValueError(f"--extend-to: {resume} ended by early stopping at step {saved['step']}; nothing to extend")
-        merged["steps"] = extend_to
-    try:
-        return RewardConfig(**merged).check(), saved, tensors
-    except TypeError as exc:
-        raise CheckpointError(f"{Path(resume) / TRAINER_STATE_JSON}: {exc}") from None
+    return resumed_config(config, resume, given, extend_to, read_state=read_trainer_state, may_change=RESUME_MAY_CHANGE)
 
 
 def setup(config: RewardConfig, records: Sequence[dict], resume: str | os.PathLike | None = None, *,

@@ -82,8 +82,8 @@ from mllm.core.io.splits import TRAIN
 from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 from mllm.core.train import distributed
 from mllm.core.train.augment import chroma_columns, transpose_record
-from mllm.core.train.trainer_state import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, flatten_optimizer, read_state_json,
-                                          restore_optimizer)
+from mllm.core.train.trainer_state import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, flatten_optimizer, option,
+                                          read_state_json, restore_optimizer, resumed_config)
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
                              load_checkpoint, save_checkpoint)
 
@@ -105,11 +105,6 @@ class TrainingDiverged(FloatingPointError):
     def __init__(self, message: str, step: int, loss: float = math.nan, grad_norm: float = math.nan):
         super().__init__(message)
         self.step, self.loss, self.grad_norm = step, loss, grad_norm
-
-
-def option(name: str) -> str:
-    """The command-line spelling of an SFTConfig field, as messages name it: max_grad_norm -> --max-grad-norm."""
-    return "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -325,43 +320,9 @@ def read_trainer_state(folder: str | os.PathLike) -> tuple[dict, dict[str, torch
     return saved, read_tensors(folder / TRAINER_STATE_TENSORS)
 
 
-def _given_fields(config: SFTConfig, given: Collection[str] | None) -> set[str]:
-    if given is not None:
-        return set(given)
-    defaults = SFTConfig()
-    return {f.name for f in fields(SFTConfig) if getattr(config, f.name) != getattr(defaults, f.name)}
-
-
 def _resolve(config, resume, given, extend_to) -> tuple[SFTConfig, dict | None, dict | None]:
     """resolve_config, plus the trainer state read from `resume` (None, None for a fresh run)."""
-    config.check()
-    if resume is None:
-        if extend_to is not None:
-            raise ValueError("--extend-to extends a saved run: give the checkpoint to --resume")
-        return config, None, None
-    saved, tensors = read_trainer_state(resume)
-    checkpoint, given = saved["config"], _given_fields(config, given)
-    kept = [name for name in sorted(given) if name in checkpoint and name not in (*RESUME_MAY_CHANGE, "device")]
-    differ = [f"{option(name)} is {getattr(config, name)!r}, the checkpoint's is {checkpoint[name]!r}"
-              for name in kept if getattr(config, name) != checkpoint[name]]
-    if differ:
-        raise ValueError(f"{'; '.join(differ)} (a resumed run keeps its options: only "
-                         f"{', '.join(map(option, RESUME_MAY_CHANGE))} and --device may change; "
-                         "--extend-to N trains it for more steps)")
-    merged = {**checkpoint, **{name: getattr(config, name) for name in RESUME_MAY_CHANGE if name in given},
-              "device": config.device}
-    if "output" not in given:
-        merged["output"] = str(resume)
-    if extend_to is not None:
-        if check_integer("--extend-to", extend_to) <= saved["total_steps"]:
-            raise ValueError(f"--extend-to must be more than the {saved['total_steps']} steps {resume} planned, got {extend_to}")
-        if saved.get("early_stopped"):
-            raise ValueError(f"--extend-to: {resume} ended by early stopping at step {saved['step']}; nothing to extend")
-        merged["steps"] = extend_to
-    try:
-        return SFTConfig(**merged).check(), saved, tensors
-    except TypeError as exc:  # a field this version does not know
-        raise CheckpointError(f"{Path(resume) / TRAINER_STATE_JSON}: {exc}") from None
+    return resumed_config(config, resume, given, extend_to, read_state=read_trainer_state, may_change=RESUME_MAY_CHANGE)
 
 
 def resolve_config(config: SFTConfig, resume: str | os.PathLike | None = None, given: Collection[str] | None = None,
