@@ -98,8 +98,12 @@ def command(
     with stream_errors():
         records = [record for path in paths for record in read_records(path)]
     usable = without_error_records(records, records, allow_errors, "train-reward")
-    with cannot_run():
-        run = setup(config, usable, resume=resume, given=given, extend_to=extend_to, cache=cache)
+    try:
+        with cannot_run():
+            run = setup(config, usable, resume=resume, given=given, extend_to=extend_to, cache=cache)
+    except KeyboardInterrupt:  # encoding the audio and loading the text tower can take a while
+        console.print("[yellow]interrupted before training: nothing saved[/]", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     run.options = run_options(ctx, run.config)
     config = run.config
     ties = f", {run.skipped['ties']} tied train pairs left out" if run.skipped.get("ties") else ""
