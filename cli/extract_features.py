@@ -32,7 +32,7 @@ def command(
     overwrite: bool = overwrite_option(),
     output_format: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
     backend: str = typer.Option(DEFAULT_BACKEND, "--backend", help=f"Analysis backend: {', '.join(backend_names())} (essentia and madmom need their extras; madmom: LLark's models, slower)."),
-    sample_rate: int = typer.Option(DEFAULT_SAMPLE_RATE, "--sample-rate", help="Analysis sample rate in Hz (audio is decoded to mono at this rate)."),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help=f"Decode rate in Hz (audio is decoded to mono at this rate). Default: the backend's own, {DEFAULT_SAMPLE_RATE} for librosa, 44100 for essentia and madmom."),
     workers: int = typer.Option(1, "--workers", help="Worker processes (one core each); output keeps the input order."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: analyse only records i, i+n, i+2n, ... (0-based), e.g. $SLURM_ARRAY_TASK_ID/8 or $RANK/$WORLD_SIZE."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
@@ -56,7 +56,7 @@ def command(
     refuse_overwrite(output, input, overwrite=overwrite)
     if workers < 1:
         raise fail(f"--workers must be >= 1, got {workers}")
-    if not 1000 <= sample_rate <= 192000:
+    if sample_rate is not None and not 1000 <= sample_rate <= 192000:
         raise fail(f"--sample-rate must be between 1000 and 192000 Hz, got {sample_rate}")
     try:
         shard_spec = parse_shard(shard) if shard is not None else None

@@ -191,3 +191,14 @@ def test_records_queued_after_a_worker_died_are_still_analysed():
     out = list(in_pool(records(), crash_on_request, workers=2))
     assert [r["id"] for r in out] == ["0", "1", "2", "3"]
     assert out[0]["error"]["type"] == "WorkerDied" and all(r.get("done") for r in out[1:])
+
+
+def test_each_backend_decodes_at_its_own_rate_unless_told():
+    from mllm.core.features.backend import is_available
+    from mllm.core.features.extract import DEFAULT_SAMPLE_RATE, decode_rate
+
+    assert decode_rate("librosa") == DEFAULT_SAMPLE_RATE == 22050
+    assert decode_rate("librosa", 16000) == 16000
+    for name in ("essentia", "madmom"):
+        if is_available(name):
+            assert decode_rate(name) == 44100 and decode_rate(name, 22050) == 22050

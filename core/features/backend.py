@@ -58,6 +58,7 @@ class ModuleBackend:
     # module has it (memory then does not grow with the excerpt); None: it needs the whole signal.
     analyse_blocks: Callable[[Iterable[Any], int], Features] | None = None
     longest_seconds: float | None = None  # the module's LONGEST_SECONDS: longer excerpts are refused
+    sample_rate: int | None = None  # the module's SAMPLE_RATE: the decode rate it analyses natively (None: the default)
 
 
 _REGISTRY: dict[str, BackendSpec] = {}
@@ -90,7 +91,8 @@ def get_backend(name: str) -> Backend:
     if not is_available(name):
         raise BackendUnavailable(f"feature backend {name!r} needs the {spec.requires} package: {spec.install_hint}")
     module = importlib.import_module(spec.module)
-    return ModuleBackend(name, module.analyse, getattr(module, "analyse_blocks", None), getattr(module, "LONGEST_SECONDS", None))
+    return ModuleBackend(name, module.analyse, getattr(module, "analyse_blocks", None), getattr(module, "LONGEST_SECONDS", None),
+                         getattr(module, "SAMPLE_RATE", None))
 
 
 DEFAULT_BACKEND = "librosa"

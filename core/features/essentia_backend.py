@@ -1,7 +1,7 @@
 """The Essentia backend: Essentia's tempo, beats and key; the rest from the librosa front end.
 
     features = analyse(samples, 44100)      # needs `pip install 'mllm[essentia]'`
-    mllm extract-features clips.jsonl --backend essentia --sample-rate 44100
+    mllm extract-features clips.jsonl --backend essentia      # decoded at SAMPLE_RATE, 44.1 kHz
 
 - Tempo and beats: `RhythmExtractor2013(method="multifeature")` (Zapata et al. 2014), and key:
   `KeyExtractor` with profile `KEY_PROFILE` (HPCP with Essentia's defaults; its `strength`, the
@@ -32,7 +32,7 @@ from mllm.core.features import librosa_backend  # not its names: this module mus
 from mllm.core.features.spectra import Frames
 
 NAME = "essentia"
-SAMPLE_RATE = 44100  # Essentia's extractors' rate: decode at it (--sample-rate 44100) to analyse natively
+SAMPLE_RATE = 44100  # Essentia's extractors' rate, and extract-features' decode rate for this backend (extract.decode_rate)
 RHYTHM_SAMPLE_RATE = SAMPLE_RATE
 SHARED_SAMPLE_RATE = 22050  # the librosa front end's rate (meter, downbeats, chords, loudness)
 KEY_PROFILE = "bgate"

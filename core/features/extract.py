@@ -41,11 +41,18 @@ from mllm.core.io.errors import Record, StreamSummary, has_error, map_records, w
 from mllm.core.io.shards import take_shard
 
 STAGE = "extract-features"
-DEFAULT_SAMPLE_RATE = 22050
+DEFAULT_SAMPLE_RATE = 22050  # the decode rate of a backend that names none (librosa)
+
+
+def decode_rate(backend: str, sample_rate: int | None = None) -> int:
+    """The rate audio is decoded at for `backend`: `sample_rate` when given, else the backend's own
+    (SAMPLE_RATE of its module: 44.1 kHz for essentia and madmom, whose extractors and networks are
+    built for it), else DEFAULT_SAMPLE_RATE."""
+    return int(sample_rate or get_backend(backend).sample_rate or DEFAULT_SAMPLE_RATE)
 IN_FLIGHT_PER_WORKER = 4
 
 
-def analyse_record(record: Record, backend: str = DEFAULT_BACKEND, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Record:
+def analyse_record(record: Record, backend: str = DEFAULT_BACKEND, sample_rate: int | None = None) -> Record:
     """The record with a `features` field; raises on unreadable audio, an excerpt over the
     backend's bound (AudioTooLong, naming the field) or a failed analysis.
 
@@ -56,6 +63,7 @@ def analyse_record(record: Record, backend: str = DEFAULT_BACKEND, sample_rate: 
     and 20 s with one).
     """
     chosen = get_backend(backend)
+    sample_rate = decode_rate(backend, sample_rate)
     purpose = f"extract-features --backend {backend}"
     with threadpool_limits(1):
         if chosen.analyse_blocks is not None:
@@ -67,7 +75,7 @@ def analyse_record(record: Record, backend: str = DEFAULT_BACKEND, sample_rate: 
     return {**record, "features": features}
 
 
-def _analyse_or_error(record: Record, backend: str, sample_rate: int) -> Record:
+def _analyse_or_error(record: Record, backend: str, sample_rate: int | None) -> Record:
     """analyse_record in a worker: any failure becomes the record's error (never a dead pool)."""
     try:
         return analyse_record(record, backend, sample_rate)
@@ -169,7 +177,7 @@ def extract_features(
     records: Iterable[Record],
     *,
     backend: str = DEFAULT_BACKEND,
-    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    sample_rate: int | None = None,
     workers: int = 1,
     shard: tuple[int, int] | None = None,
     summary: StreamSummary | None = None,
@@ -179,7 +187,7 @@ def extract_features(
     The backend is checked before the first record is read: an unknown or uninstalled backend
     raises BackendUnavailable at once instead of failing every record.
     """
-    get_backend(backend)
+    sample_rate = decode_rate(backend, sample_rate)  # also checks the backend
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     records = take_shard(records, shard)

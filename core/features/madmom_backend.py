@@ -20,9 +20,9 @@ weights, with the LSTM ensembles stepped together, the convolutions as matrix pr
 STFTs the beat and downbeat networks share computed once (the same results to float32
 rounding, about 5x less CPU; see that module).
 
-madmom's models expect 44.1 kHz mono: the samples extract-features decodes (at its
-`--sample-rate`, 22050 Hz by default) are resampled to 44.1 kHz with soxr, as in the Essentia
-backend; `--sample-rate 44100` avoids the round trip (and keeps content above 11 kHz). Loudness is
+madmom's models expect 44.1 kHz mono: extract-features decodes at SAMPLE_RATE (44.1 kHz) for this
+backend unless `--sample-rate` says otherwise; samples at another rate are resampled to 44.1 kHz
+with soxr, as in the Essentia backend. Loudness is
 measured at the rate handed in, as in the default backend. There is no `analyse_blocks`: madmom
 takes the whole excerpt, up to `LONGEST_SECONDS` (its memory grows with the excerpt).
 
@@ -56,7 +56,7 @@ from mllm.core.features.madmom_networks import beat_and_bar_activations, run_pro
 
 NAME = "madmom"
 MADMOM_SAMPLE_RATE = 44100
-SAMPLE_RATE = MADMOM_SAMPLE_RATE  # the backend's native rate: decode at it (--sample-rate 44100), as essentia_backend
+SAMPLE_RATE = MADMOM_SAMPLE_RATE  # extract-features' decode rate for this backend (core/features/extract.decode_rate)
 FRAMES_PER_SECOND = 100  # the beat and downbeat RNNs' activation rate
 CHORD_FRAMES_PER_SECOND = 10
 SNAP_SECONDS = 0.07  # a downbeat farther than this from every tracked beat is dropped
