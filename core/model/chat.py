@@ -103,7 +103,7 @@ def render_example(messages: Sequence[dict], audio: torch.Tensor | np.ndarray | 
     if count != 1:
         raise ValueError(f"the prompt must hold the audio placeholder {AUDIO_PLACEHOLDER} once, found {count}")
     before, after = prompt.split(AUDIO_PLACEHOLDER)
-    audio = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+    audio = torch.as_tensor(np.require(audio, dtype=np.float32, requirements="W"))  # a decoded tensor field is read-only: copied then
     if audio.ndim != 2 or audio.shape[0] == 0:
         raise ValueError(f"audio_embedding must be [T, D] with T >= 1, got shape {tuple(audio.shape)}")
     return Example(before=ids(before), after=ids(after), answer=ids(answer_text), audio=audio)
