@@ -42,6 +42,7 @@ from mllm.core.io.shards import take_shard
 
 STAGE = "extract-features"
 DEFAULT_SAMPLE_RATE = 22050  # the decode rate of a backend that names none (librosa)
+IN_FLIGHT_PER_WORKER = 4
 
 
 def decode_rate(backend: str, sample_rate: int | None = None) -> int:
@@ -49,7 +50,6 @@ def decode_rate(backend: str, sample_rate: int | None = None) -> int:
     (SAMPLE_RATE of its module: 44.1 kHz for essentia and madmom, whose extractors and networks are
     built for it), else DEFAULT_SAMPLE_RATE."""
     return int(sample_rate or get_backend(backend).sample_rate or DEFAULT_SAMPLE_RATE)
-IN_FLIGHT_PER_WORKER = 4
 
 
 def analyse_record(record: Record, backend: str = DEFAULT_BACKEND, sample_rate: int | None = None) -> Record:
