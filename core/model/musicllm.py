@@ -162,8 +162,8 @@ class MusicLLM(nn.Module):
     def store_frozen_linears(self, dtype: torch.dtype) -> int:
         """Keep the weights of the frozen linear layers in `dtype` (bfloat16 under `--bf16`); returns
         how many. Under bf16 autocast every matrix product casts its fp32 weight to bf16 at every call
-        (autocast caches casts only of weights that require grad), ~135 M weights per forward for
-        SmolLM2; stored in bf16 they are used as they are. The same values reach the products, so the
+        (autocast caches casts only of weights that require grad): for SmolLM2 the 106 M weights of its
+        attention and MLP layers at every forward; stored in bf16 they are used as they are. The same values reach the products, so the
         results are those of autocast alone. Left in fp32: trainable layers (LoRA, projector), norms,
         the input embedding and the LM head tied to it (an embedding lookup is not autocast: casting
         it would put the residual stream in bf16). Use only with autocast on: a bf16 weight meeting an
