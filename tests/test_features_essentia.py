@@ -83,3 +83,17 @@ def test_essentia_at_44k_on_rendered_clips(tmp_path):
     assert np.mean(acc2) >= 2 / 3, acc2
     assert np.mean(weighted) >= 0.5, weighted
     assert all(set(f["downbeats"]) <= set(f["beats"]) for f in analysed)
+
+
+def test_extract_features_decodes_at_44k_for_essentia_unless_told(tmp_path, monkeypatch):
+    import soundfile
+
+    from mllm.core.features import essentia_backend
+
+    path = tmp_path / "clip.wav"
+    soundfile.write(path, tone_with_clicks(22050, seconds=2.0), 22050)
+    rates = []
+    monkeypatch.setattr(essentia_backend, "analyse", lambda samples, rate: rates.append(rate) or {"backend": "essentia"})
+    analyse_record({"id": "c", "audio": str(path)}, backend="essentia")
+    analyse_record({"id": "c", "audio": str(path)}, backend="essentia", sample_rate=22050)
+    assert rates == [44100, 22050]  # the backend's own rate by default, --sample-rate when given
