@@ -53,7 +53,7 @@ def command(
     lora_rank: int = typer.Option(8, "--lora-rank", help="Rank of the new adapter."),
     lora_alpha: int = typer.Option(16, "--lora-alpha", help="Alpha of the new adapter."),
     lora_targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--lora-targets", help="Modules that get the new adapter."),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast for sampling and the log-prob passes (default: on when the GPU or CPU has fast bf16, as sft)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast for sampling and the log-prob passes (default: as sft: on where bf16 measures faster)."),
     save_every: int = typer.Option(0, "--save-every", help="Checkpoint every N steps (0 = at the end and on Ctrl-C)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the prompt order and the sampling."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
@@ -95,7 +95,7 @@ def command(
         print_config(ctx)
     set_threads(threads)
     from mllm.core.train.grpo import GRPOConfig, setup
-    from mllm.core.train.sft import bf16_supported
+    from mllm.core.train.precision import bf16_supported
 
     given = chosen_options(ctx)  # on the command line or in the --config file (as sft reads them)
     if checkpoint is None and resume is None and llm is None:

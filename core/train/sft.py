@@ -82,6 +82,7 @@ from mllm.core.io.splits import TRAIN
 from mllm.core.options import MAX_FRAME_RATE, check_integer, check_number
 from mllm.core.train import distributed
 from mllm.core.train.augment import chroma_columns, transpose_record
+from mllm.core.train.precision import bf16_supported
 from mllm.core.train.trainer_state import (TRAINER_STATE_JSON, TRAINER_STATE_TENSORS, flatten_optimizer, option,
                                           read_state_json, restore_optimizer, resumed_config)
 from mllm.core.model import (DEFAULT_SYSTEM_PROMPT, IGNORE_INDEX, Batch, Example, LoraSettings, MusicLLM,
@@ -220,17 +221,6 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> flo
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def bf16_supported(device: str) -> bool:
-    """bf16 autocast is worth it: a CUDA GPU with bf16, or a CPU with AVX512-BF16 / AMX."""
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 # ---- setup ------------------------------------------------------------------------------------
