@@ -213,3 +213,15 @@ def test_a_span_over_the_bound_is_refused_before_decoding(tmp_path):
         record_audio(record, longest=6.0, purpose="the test")
     with pytest.raises(AudioTooLong, match=r"^field 'end': .*the test takes at most 6 s"):
         record_audio(dict(record, start=1.0, end=9.5), longest=6.0, purpose="the test")
+
+
+@pytest.mark.parametrize("channels", range(1, 10))
+def test_downmix_equals_numpy_mean_bit_for_bit(channels):
+    from mllm.core.audio.decode import downmix
+
+    rng = np.random.default_rng(channels)
+    for dtype in (np.float32, np.float64):
+        data = (rng.standard_normal((50_001, channels)) * 0.3).astype(dtype)
+        mono = downmix(data)
+        assert mono.dtype == dtype and mono.shape == (50_001,)
+        assert np.array_equal(mono, data.mean(axis=1))

@@ -112,6 +112,26 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f"{path}: not a readable audio file ({type(exc).__name__}: {exc})") from None
 
 
+SEQUENTIAL_MEAN_CHANNELS = 7  # up to this many channels numpy's mean over axis 1 adds them in order
+
+
+def downmix(data: np.ndarray) -> np.ndarray:
+    """(frames, channels) float32 -> (frames,) the mean of the channels, equal bit for bit to
+    `data.mean(axis=1)` (tested), which for 2 to 7 channels is (c0 + c1 + ...) / channels in float32
+    in that order; the channel by channel sum costs 15x less than numpy's reduction over a short
+    axis (0.39 s of 3.3 s of analysis for 16 stereo excerpts of 30 s)."""
+    channels = data.shape[1]
+    if channels == 1:
+        return data[:, 0]
+    if channels > SEQUENTIAL_MEAN_CHANNELS:  # numpy sums 8 or more pairwise
+        return data.mean(axis=1)
+    total = data[:, 0] + data[:, 1]
+    for channel in range(2, channels):
+        total += data[:, channel]
+    total /= np.asarray(channels, dtype=total.dtype)
+    return total
+
+
 class _SoundfileSource:
     """A span of a file libsndfile reads: (frames, channels) float32 blocks at the file's rate."""
 
@@ -235,7 +255,7 @@ class AudioStream:
         read = 0
         try:
             for data in self._source.blocks(self.block_frames):
-                mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+                mono = downmix(data)
                 if not np.isfinite(mono).all():
                     raise AudioError(f"{self.path}: the audio holds NaN or infinite samples")
                 read += mono.size
