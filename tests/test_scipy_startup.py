@@ -31,7 +31,7 @@ def probe(mode: str) -> dict:
 def test_scipy_signal_imports_faster_and_computes_the_same():
     plain, skipped = probe("plain"), probe("skip")
     assert np.array_equal(plain["y"], skipped["y"])
-    assert skipped["seconds"] < plain["seconds"]  # about 1.2 s -> 0.45 s of CPU on one core
+    # (the CPU time saved, about 1.2 s -> 0.45 s on one core, is benchmarks/features_startup.py's to measure)
     # The docstring is kept (the part before scipy's added table), only the table is gone.
     assert skipped["doc"].startswith("Filter data along one-dimension")
     assert "Array API Standard Support" in plain["doc"] and "Array API Standard Support" not in skipped["doc"]
