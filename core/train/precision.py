@@ -10,8 +10,8 @@ check's recipe, fp32 against `--bf16`, side by side):
 - Intel Xeon with AMX (model 167): bf16 matmul about 6x fp32; sft about 1.2x faster with bf16;
 - AMD EPYC Zen 4 (family 25 model 17, AVX512-BF16): 6.6 against 8.5 s per step, bf16 faster;
 - Intel Xeon (model 207) whose VM exposes AVX512-BF16 but not AMX: the matmul runs at fp32's
-  speed (140 against 147 GFLOP/s, 2 threads) and sft is 1.35x *slower* with bf16 (4.3 against
-  3.2 s per step, one thread), the casts adding work;
+  speed (140 against 147 GFLOP/s, 2 threads) and sft is 1.3-1.6x *slower* with bf16 (4.3 and 5.2
+  against 3.3 s per step, one thread, two alternating runs), the casts adding work;
 - a CPU with neither AVX512-BF16 nor AMX (AMD EPYC Zen 1): bf16 emulated, 0.2 GFLOP/s.
 So a CPU with neither flag is never probed (the probe would take seconds there); otherwise one
 product of SmolLM2's MLP shape (`PROBE_SHAPE`) is timed in both dtypes, the best of `PROBE_REPEATS`
