@@ -286,3 +286,15 @@ def test_essentia_backend_when_installed():
     assert list(features) == SHARED_FIELDS and features["backend"] == "essentia"
     assert tempo_metrics.acc2(120.0, features["tempo_bpm"]) == 1.0
     assert features["key"] is not None and 0.0 <= features["key_confidence"] <= 1.0
+
+
+def test_chroma_keeps_peaks_within_the_range_of_the_frames_largest():
+    # A 440 Hz tone (A) and a 523 Hz tone (C) 26 dB weaker: the weaker one is below the 20 dB
+    # floor and adds nothing to the chroma; at 14 dB weaker it counts.
+    t = np.arange(4 * SR) / SR
+    for weaker_db, c_counts in ((26.0, False), (14.0, True)):
+        samples = np.sin(2 * np.pi * 440.0 * t) + 10 ** (-weaker_db / 20) * np.sin(2 * np.pi * 523.25 * t)
+        frames = analyse_frames(samples.astype(np.float32), SR)
+        mean = frames.chroma[:, frames.sounding()].mean(axis=1)
+        assert int(np.argmax(mean)) == 9  # A
+        assert (mean[0] > 0.05 * mean[9]) == c_counts
