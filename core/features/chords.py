@@ -11,7 +11,8 @@ this vocabulary; sevenths and other qualities are heard as their triad).
 2. "N" scores a constant `NO_CHORD_SIMILARITY` (a frame whose best triad fits worse is no
    chord), and wins outright in silent frames (`Frames.sounding`).
 3. The similarities become emission probabilities by a softmax with sharpness `SHARPNESS`, and
-   `librosa.sequence.viterbi` finds the most likely path under a transition matrix that stays
+   Viterbi decoding (`numpy_dsp.viterbi`, librosa.sequence.viterbi's result without loading
+   librosa's numba modules) finds the most likely path under a transition matrix that stays
    in the same chord with probability `SELF_TRANSITION` per frame (expected chord length about
    1 / (1 - p) frames = 1.9 s) and moves to any other state uniformly otherwise.
 4. Runs of one state become segments. A chroma frame is centred on its time, so a change
@@ -21,10 +22,10 @@ this vocabulary; sevenths and other qualities are heard as their triad).
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 
 from mllm.core.features.key import NOTE_NAMES
+from mllm.core.features.numpy_dsp import transition_loop, viterbi
 
 NO_CHORD = "N"
 NO_CHORD_SIMILARITY = 0.55
@@ -66,8 +67,7 @@ def decode_chords(similarity: np.ndarray) -> np.ndarray:
     """(C,) most likely state per frame (indices into `chord_labels`)."""
     probabilities = np.exp(SHARPNESS * (similarity - similarity.max(axis=0, keepdims=True)))
     probabilities /= probabilities.sum(axis=0, keepdims=True)
-    transition = librosa.sequence.transition_loop(similarity.shape[0], SELF_TRANSITION)
-    return librosa.sequence.viterbi(probabilities, transition)
+    return viterbi(probabilities, transition_loop(similarity.shape[0], SELF_TRANSITION))
 
 
 def segments(states: np.ndarray, frame_rate: float, duration: float, labels: list[str]) -> list[list]:

@@ -9,6 +9,8 @@
 The signal is analysed in blocks of `block_seconds` whose STFT frames line up exactly with one
 centred STFT of the whole signal (each block carries half a window of context on both sides), so
 memory stays bounded on hour-long files and the result does not depend on the block length.
+The STFTs, the chroma filters and the tuning histogram come from `numpy_dsp` (librosa's results,
+equal, without the numba ufuncs librosa's modules build at import: 0.6-0.75 s per process).
 
 Two STFTs: 2048-point windows, 512-sample hop (23 ms at 22.05 kHz) for onsets; 8192-point
 windows, 2048-sample hop (93 ms) for chroma, long enough to separate semitones down to about
@@ -28,7 +30,7 @@ windows, 2048-sample hop (93 ms) for chroma, long enough to separate semitones d
   estimated from the first `TUNING_SECONDS` of the chroma STFT (`estimate_tuning`): the
   frequencies of the spectral peaks within `TUNING_RANGE_DB` of each frame's largest (50-2000
   Hz, refined by a parabola through the log magnitudes of the peak bin and its neighbours) go to
-  `librosa.pitch_tuning`, the mode of their deviations from the equal-tempered grid (1-cent
+  `librosa.pitch_tuning` (as `numpy_dsp.pitch_tuning`), the mode of their deviations from the equal-tempered grid (1-cent
   histogram). Until that many frames are analysed the blocks' peaks wait (about 1 MB for 30 s);
   then the chroma of every block uses that tuning. With fewer than `MIN_TUNING_PEAKS` peaks (a
   drum loop, a sine) the tuning is unknown (`Frames.tuning` None) and A4 = 440 Hz is used.
@@ -43,6 +45,8 @@ from functools import lru_cache
 
 import librosa
 import numpy as np
+
+from mllm.core.features.numpy_dsp import chroma_filters, pitch_tuning, stft
 
 ONSET_FFT = 2048
 ONSET_HOP = 512
@@ -112,8 +116,9 @@ def chroma_bins(sample_rate: int) -> int:
 
 @lru_cache(maxsize=128)
 def _chroma_basis(sample_rate: int, tuning_cents: float = 0.0) -> np.ndarray:
-    """(12, chroma_bins) librosa chroma filters centred on A4 tuned `tuning_cents` off 440 Hz."""
-    basis = librosa.filters.chroma(sr=sample_rate, n_fft=CHROMA_FFT, tuning=tuning_cents / 100.0, ctroct=4.0, octwidth=2.0)
+    """(12, chroma_bins) librosa's chroma filters (numpy_dsp's copy) centred on A4 tuned
+    `tuning_cents` off 440 Hz."""
+    basis = chroma_filters(sample_rate, CHROMA_FFT, tuning=tuning_cents / 100.0, ctroct=4.0, octwidth=2.0)
     freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=CHROMA_FFT)
     basis[:, (freqs < CHROMA_MIN_HZ) | (freqs > CHROMA_MAX_HZ)] = 0.0
     return np.ascontiguousarray(basis[:, : chroma_bins(sample_rate)], dtype=np.float32)
@@ -140,10 +145,10 @@ def peak_frequencies(magnitudes: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def estimate_tuning(frequencies: np.ndarray) -> float | None:
     """Deviation from A4 = 440 Hz in semitones (-0.5..0.5) of a set of partial frequencies:
-    librosa.pitch_tuning's 1-cent histogram mode; None with fewer than MIN_TUNING_PEAKS."""
+    librosa.pitch_tuning's 1-cent histogram mode (numpy_dsp's copy); None with fewer than MIN_TUNING_PEAKS."""
     if frequencies.size < MIN_TUNING_PEAKS:
         return None
-    return float(librosa.pitch_tuning(frequencies, resolution=0.01))
+    return pitch_tuning(frequencies, resolution=0.01)
 
 
 def spectral_peaks(magnitudes: np.ndarray, frame_max: np.ndarray | None = None) -> np.ndarray:
@@ -232,7 +237,7 @@ class FrameAnalyser:
 
     def _block(self, count: int, n_onset: int | None) -> None:
         first, ratio = self.next_frame, CHROMA_HOP // ONSET_HOP
-        magnitudes = np.abs(librosa.stft(self._segment(first, count, CHROMA_FFT, CHROMA_HOP), n_fft=CHROMA_FFT, hop_length=CHROMA_HOP, center=False))
+        magnitudes = np.abs(stft(self._segment(first, count, CHROMA_FFT, CHROMA_HOP), CHROMA_FFT, CHROMA_HOP))
         self.parts["energy"].append(magnitudes.sum(axis=0))
         peaks = spectral_peaks(magnitudes[: self.n_chroma_bins + 1], magnitudes.max(axis=0, keepdims=True))[: self.n_chroma_bins]
         if self.chroma_basis is not None:
@@ -247,7 +252,7 @@ class FrameAnalyser:
         onset_first = first * ratio
         onset_count = count * ratio if n_onset is None else min(count * ratio, n_onset - onset_first)
         segment = self._segment(onset_first, onset_count, ONSET_FFT, ONSET_HOP)
-        power = np.abs(librosa.stft(segment, n_fft=ONSET_FFT, hop_length=ONSET_HOP, center=False)[: self.mel_basis.shape[1]]) ** 2
+        power = np.abs(stft(segment, ONSET_FFT, ONSET_HOP)[: self.mel_basis.shape[1]]) ** 2
         log_mel = np.log1p(LOG_GAIN * (self.mel_basis @ power)).astype(np.float32, copy=False)  # (N_MELS, onset_count)
         previous = log_mel[:, :1] if self.previous_log_mel is None else self.previous_log_mel
         flux = np.maximum(0.0, np.diff(log_mel, axis=1, prepend=previous))  # half-wave rectified difference
