@@ -391,11 +391,13 @@ def main() -> None:
         print(f"| {name} | {median_of(runs, 'median_s_per_step'):.3f} ({median_of(runs, 's_per_step'):.3f}) | "
               f"{rate:.1f} ({median_of(runs, 'tokens_per_s'):.1f}) | {achieved / 1e9:.1f} | {achieved / peak:.1%} | "
               f"{runs[0]['losses'][0]:.4f} -> {runs[0]['losses'][-1]:.4f} |")
+    goals = {TRAINER_SIDES["labels"]: 1.3}  # issue 10 part 3: >= 1.1x the same-forward Trainer, >= 1.3x the labels= one
     for name in list(sides)[1:]:
         ratio = median_of(results["mllm"], "median_tokens_per_s") / median_of(results[name], "median_tokens_per_s")
         overall = median_of(results["mllm"], "tokens_per_s") / median_of(results[name], "tokens_per_s")
+        goal = goals.get(name, 1.1)
         print(f"\nratio mllm / {name}, tokens/s of the median step: {ratio:.3f} (overall: {overall:.3f}); "
-              f"goal >= 1.0: {'met' if ratio >= 1.0 else 'NOT met'}")
+              f"goal >= {goal}: {'met' if ratio >= goal else 'NOT met'}")
     labels = results[TRAINER_SIDES["labels"]][0]
     print(f"max |loss difference| mllm vs {TRAINER_SIDES['labels']}: "
           f"{max(abs(a - b) for a, b in zip(results['mllm'][0]['losses'], labels['losses'])):.2e}")
