@@ -8,7 +8,8 @@ best checkpoint -> `mllm eval-mir --split test`. Chance for the exact key is 1/2
 
 Measured with these commands on a 2-core AMD EPYC VM (Zen 5; 2026-12-02, fp32, one thread, about
 60 minutes): the last checkpoint 0.88 (95 % interval 0.76-0.98), weighted 0.90; the best
-val_score checkpoint (step 700) 0.86 (0.74-0.95); parse rate 1.0. With 450 steps (the recipe
+val_score checkpoint (step 700) 0.86 (0.74-0.95); parse rate 1.0. This test as written on the
+same machine (bf16 on by default there, 26 minutes at 2 threads): 0.79 (0.64-0.90). With 450 steps (the recipe
 until then) the last checkpoint gave 0.71 (0.57-0.83) on AMD and 0.69 (0.55-0.83) on Intel with
 AMX: the validation score was still rising. Before `--transpose` (250 steps, best val_loss) an
 AMD machine gave 0.19 from the best and 0.36 from the last checkpoint. With 22 valid clips
