@@ -28,13 +28,13 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import mir_eval  # noqa: E402
 import numpy as np  # noqa: E402
-import orjson  # noqa: E402
 
 from mllm.core.audio.decode import load_audio  # noqa: E402
 from mllm.core.features import key as K  # noqa: E402
 from mllm.core.features import spectra  # noqa: E402
+from mllm.core.io.records import read_records  # noqa: E402
+from mllm.core.metrics.key import weighted_score  # noqa: E402
 
 SAMPLE_RATE = 22050
 
@@ -50,7 +50,7 @@ def music21_profiles() -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    return list(read_records(path))
 
 
 def distribution(samples: np.ndarray) -> np.ndarray | None:
@@ -70,7 +70,7 @@ def best_key(dist: np.ndarray | None, profile: str, fifth: float, minor_bias: fl
 
 
 def weighted(estimate: str | None, reference: str | None) -> float:
-    return 0.0 if estimate is None or reference is None else float(mir_eval.key.weighted_score(reference, estimate))
+    return 0.0 if reference is None else weighted_score(reference, estimate)  # None estimate: 0
 
 
 def main() -> None:
